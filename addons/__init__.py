@@ -1,0 +1,1 @@
+"""The middle floor: everything that turns an HTTP flow into decoded hops (see DESIGN §2, §4)."""

@@ -1,0 +1,99 @@
+"""Secret handling: what counts as a secret, and how it becomes a fingerprint.
+
+A fingerprint is a short HMAC-SHA256 of the value under the database's random key, shown as
+``code#3f9a1c20e4``: equal values keep equal fingerprints (so reuse and mismatches stay visible)
+while the value itself, even a short one, cannot be recovered from a report.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Parameter and field names (lower case) whose values are secrets.
+SECRET_NAMES = frozenset({
+    "code", "access_token", "refresh_token", "id_token", "id_token_hint", "client_secret",
+    "client_assertion", "assertion", "code_verifier", "device_code", "subject_token", "actor_token",
+    "token", "samlresponse", "samlrequest", "logout_token", "otc", "flowtoken", "canary",
+    "apikey", "api_key", "api-key", "x-api-key", "secret", "sessiontoken", "session_token",
+    "jwt", "request", "wresult", "password_reset_token", "refresh_token_hint",
+})
+# Low-entropy user secrets: not even fingerprinted, only marked as sent.
+PASSWORD_NAMES = frozenset({"password", "passwd", "pwd", "pass", "new_password", "newpassword",
+                            "old_password", "oldpassword", "pin", "otp", "totp", "credentials"})
+PASSWORD_SENT = "[password sent, not stored]"
+
+JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+_BEARER_RE = re.compile(r"(?i)\b(bearer|basic|dpop|negotiate|ntlm)\s+([A-Za-z0-9._~+/=-]{8,})")
+_PAIR_RE = re.compile(r"(?i)([\"']?)\b([a-z_-]{2,40})\1(\s*[:=]\s*)([\"']?)([^\"'&\s,<>;}]{1,8192})")
+
+
+class Fingerprinter:
+    def __init__(self, key: bytes):
+        self.key = key
+
+    def fp(self, value: str | bytes, label: str) -> str:
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogateescape")
+        return f"{label}#{hmac.new(self.key, value, hashlib.sha256).hexdigest()[:10]}"
+
+    def value(self, name: str, value: str) -> str:
+        """The storable form of one named value: itself, a fingerprint, or a 'password sent' mark."""
+        low = name.lower()
+        if low in PASSWORD_NAMES:
+            return PASSWORD_SENT
+        if low in SECRET_NAMES:
+            return self.fp(value, low)
+        if JWT_RE.fullmatch(value):
+            return self.fp(value, "jwt")
+        return self.text(value)
+
+    def params(self, pairs: list[tuple[str, str]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for k, v in pairs:
+            if k not in out:  # OAuth forbids repeats; the first one is what servers read
+                out[k] = self.value(k, v)
+        return out
+
+    def url(self, url: str) -> str:
+        """The URL with every secret in its query and fragment replaced by a fingerprint."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return self.text(url)
+        query = self._qs(parts.query)
+        frag = self._qs(parts.fragment) if "=" in parts.fragment else self.text(parts.fragment)
+        return urlunsplit((parts.scheme, parts.netloc, self.text(parts.path), query, frag))
+
+    def _qs(self, qs: str) -> str:
+        if not qs:
+            return ""
+        pairs = parse_qsl(qs, keep_blank_values=True)
+        if not pairs:
+            return self.text(qs)
+        return urlencode([(k, self.value(k, v)) for k, v in pairs], safe="#/:@!$'()*,;")
+
+    def text(self, text: str) -> str:
+        """Free text (error bodies, descriptions): JWTs, auth header values and name=secret pairs replaced."""
+        if not text:
+            return text
+        text = JWT_RE.sub(lambda m: self.fp(m.group(0), "jwt"), text)
+        text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {self.fp(m.group(2), m.group(1).lower())}", text)
+
+        def pair(m: re.Match) -> str:
+            name = m.group(2).lower()
+            if name in PASSWORD_NAMES:
+                return m.group(0)[: m.start(5) - m.start(0)] + PASSWORD_SENT
+            if name in SECRET_NAMES and "#" not in m.group(5):
+                return m.group(0)[: m.start(5) - m.start(0)] + self.fp(m.group(5), name)
+            return m.group(0)
+
+        return _PAIR_RE.sub(pair, text)
+
+
+def s256(verifier: str) -> str:
+    """RFC 7636 S256 transform: what the code_challenge must equal."""
+    digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

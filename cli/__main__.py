@@ -1,0 +1,3 @@
+from authtrace.main import main
+
+raise SystemExit(main())

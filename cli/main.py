@@ -1,0 +1,141 @@
+"""Command line. Each command maps to one library call; user mistakes get one sentence and exit 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+
+from authtrace import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+def _say(msg: str) -> None:
+    print(f"authtrace: {msg}", file=sys.stderr)
+
+
+def _progress_bar(label: str):
+    if not sys.stderr.isatty():
+        return None
+    start = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        if time.monotonic() - start < 0.5 and done < total:
+            return
+        pct = 100 * done / total if total else 100
+        bar = "#" * int(pct / 5)
+        sys.stderr.write(f"\r{label[:40]:<40} [{bar:<20}] {pct:5.1f}%")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _open(db_path: str):
+    from authtrace.store import db
+
+    try:
+        return db.open_db(db_path)
+    except db.DatabaseError as e:
+        _say(str(e))
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _roles_summary(hops) -> str:
+    c = Counter(h.role for h in hops) if hops and not isinstance(hops[0], str) else Counter(hops)
+    return ", ".join(f"{r} {n}" for r, n in sorted(c.items(), key=lambda kv: -kv[1]))
+
+
+def cmd_import(args) -> int:
+    from authtrace.addons.importer import CaptureError, import_file
+    from authtrace.store import db
+
+    engine = _open(args.db)
+    rc = 0
+    for path in args.files:
+        try:
+            res = import_file(engine, path, _progress_bar(os.path.basename(path)))
+        except CaptureError as e:
+            _say(str(e))
+            rc = EXIT_BAD_INPUT
+            continue
+        roles = _roles_summary([h.role for h in db.load_hops(engine, res.session_id)])
+        print(f"{path}: {res.flows} flows, {res.hops} auth hops ({roles or 'none'}) -> session {res.session_id}"
+              + (f", {res.skipped} unreadable entries skipped" if res.skipped else ""))
+        if res.problem:
+            _say(res.problem)
+            rc = EXIT_BAD_INPUT
+    return rc
+
+
+def cmd_sessions(args) -> int:
+    from authtrace.store import db
+
+    engine = _open(args.db)
+    rows = db.sessions(engine)
+    if not rows:
+        print("no capture sessions yet: run `authtrace record` or `authtrace import FILE`")
+        return 0
+    print(f"{'id':>4}  {'kind':<5} {'first hop':<19}  {'span':>8}  {'hops':>5}  {'flows':>6}  roles / source")
+    for s in rows:
+        hops = db.load_hops(engine, s.id)
+        first = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.first_seen)) if s.first_seen else "-"
+        span = f"{(s.last_seen - s.first_seen):.1f}s" if s.first_seen and s.last_seen else "-"
+        print(f"{s.id:>4}  {s.kind:<5} {first:<19}  {span:>8}  {s.hops:>5}  {s.flows_seen:>6}  "
+              f"{_roles_summary(hops) or '-'}  [{s.source}]" + (f"  ! {s.problem}" if s.problem else ""))
+    return 0
+
+
+def cmd_record(args) -> int:
+    from mitmproxy.tools.main import mitmdump
+
+    from authtrace.addons import capture
+
+    argv = ["-s", capture.__file__, "--listen-port", str(args.listen_port),
+            "--set", f"authtrace_db={args.db}", "--set", "flow_detail=0", "--set", "termlog_verbosity=warn"]
+    if args.session:
+        argv += ["--set", f"authtrace_session={args.session}"]
+    if args.save_flows:
+        argv += ["--save-stream-file", args.save_flows]
+    argv += args.extra
+    print(f"authtrace: proxy on http://127.0.0.1:{args.listen_port}  (Ctrl-C stops and saves; "
+          f"`authtrace env` prints the proxy settings for a shell)", flush=True)
+    rc = mitmdump(argv)
+    return rc or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="authtrace", description="Shows exactly where a browser sign-in breaks.")
+    ap.add_argument("--version", action="version", version=f"authtrace {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def with_db(p):
+        p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB", "authtrace.db"),
+                       help="database file or SQLAlchemy URL (default: authtrace.db)")
+        return p
+
+    p = with_db(sub.add_parser("record", help="run the proxy and record sign-in hops as they happen"))
+    p.add_argument("--listen-port", type=int, default=8080)
+    p.add_argument("--session", help="name for this capture session")
+    p.add_argument("--save-flows", metavar="FILE", help="also save the raw flows (mitmproxy format; holds secrets)")
+    p.add_argument("extra", nargs="*", help="after --: extra mitmdump arguments")
+    p.set_defaults(fn=cmd_record)
+
+    p = with_db(sub.add_parser("import", help="import HAR or mitmproxy flow files"))
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(fn=cmd_import)
+
+    p = with_db(sub.add_parser("sessions", help="list capture sessions"))
+    p.set_defaults(fn=cmd_sessions)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args) or 0
+    except KeyboardInterrupt:
+        return 130

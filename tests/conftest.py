@@ -1,0 +1,14 @@
+import pytest
+
+from authtrace.addons.hops import Context
+from authtrace.store import db
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return db.open_db(str(tmp_path / "authtrace.db"))
+
+
+@pytest.fixture
+def ctx():
+    return Context(b"\x01" * 32)

@@ -1,0 +1,313 @@
+"""Building blocks of the end-to-end rig: certificates, ports, processes, the proxy command.
+
+Nothing here knows pytest; ``conftest.py`` wires it into fixtures.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+IDP_DIR = HERE / "idp"
+RP_DIR = HERE / "rp"
+ROUTING_ADDON = HERE / "routing.py"
+CHROMIUM = "/usr/bin/chromium"
+TEST_HOSTS = ("idp.test", "app.test", "api.test", "other.test")
+
+# --------------------------------------------------------------------------
+# THE proxy switch. "mitmdump" = bare mitmdump + routing addon (rig development);
+# "authtrace" = the product: `python -m authtrace record --db DB --listen-port N -- ...`.
+# Flip the default to "authtrace" once `authtrace record` works; the env var
+# AUTHTRACE_E2E_PROXY overrides it either way.
+PROXY_KIND = os.environ.get("AUTHTRACE_E2E_PROXY", "mitmdump")
+# --------------------------------------------------------------------------
+
+
+def proxy_command(kind: str, *, port: int, confdir: Path, upstream_ca: Path, db: Path) -> list[str]:
+    """The command line that runs the recording proxy on 127.0.0.1:port."""
+    mitm_args = [
+        "-s", str(ROUTING_ADDON),
+        "--set", f"confdir={confdir}",
+        "--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}",
+        "--set", "listen_host=127.0.0.1",
+    ]  # fmt: skip
+    if kind == "authtrace":
+        return [sys.executable, "-m", "authtrace", "record", "--db", str(db), "--listen-port", str(port), "--", *mitm_args]
+    if kind == "mitmdump":
+        mitmdump = Path(sys.executable).with_name("mitmdump")
+        exe = str(mitmdump) if mitmdump.exists() else (shutil.which("mitmdump") or "mitmdump")
+        return [exe, "--listen-port", str(port), *mitm_args]
+    raise ValueError(f"AUTHTRACE_E2E_PROXY must be 'mitmdump' or 'authtrace', not {kind!r}")
+
+
+# ----------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class PKI:
+    ca_cert: Path  # PEM, the throwaway CA (mitmproxy trusts it for upstreams)
+    cert: Path  # PEM leaf for every *.test name
+    key: Path  # PEM PKCS#8 key of the leaf
+
+
+def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS) -> PKI:
+    """A throwaway CA and one leaf certificate for all test host names (EC P-256: fast)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authtrace e2e throwaway CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(h) for h in hosts] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki = PKI(ca_cert=directory / "ca.pem", cert=directory / "leaf.pem", key=directory / "leaf-key.pem")
+    pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    pki.key.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    pki.key.chmod(0o600)
+    return pki
+
+
+def spki_sha256_b64(cert_pem: Path) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)): the form --ignore-certificate-errors-spki-list wants."""
+    cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return base64.b64encode(digest.finalize()).decode()
+
+
+# ------------------------------------------------------------------------ ports
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (held open together, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+# -------------------------------------------------------------------- processes
+
+PROXY_ENV_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without any inherited proxy settings, plus extra."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in PROXY_ENV_VARS}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: get SIGTERM if the test runner dies without tearing down."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+@dataclass
+class Proc:
+    """A server subprocess with its output in a log file; stopped by pid."""
+
+    name: str
+    cmd: list[str]
+    log: Path
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+    returncode: int | None = None
+
+    def start(self) -> "Proc":
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as out:
+            self.popen = subprocess.Popen(
+                self.cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if ready():
+                return
+            if not self.running():
+                raise StartupError(
+                    f"{self.name} exited with {self.popen.returncode} before {what}\n"
+                    f"$ {' '.join(self.cmd)}\n{self.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise StartupError(f"{self.name} not ready after {timeout:.0f}s ({what})\n{self.tail()}")
+            time.sleep(0.05)
+
+    def wait_for_line(self, marker: str, timeout: float = 20.0) -> None:
+        self.wait_until(lambda: marker in self.output(), f"printing {marker!r}", timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
+        """Signal the process by its pid, SIGKILL it after timeout; returns its exit code."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(sig)
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        self.returncode = self.popen.returncode
+        return self.returncode
+
+
+# ------------------------------------------------------------ authtrace's store
+
+
+def hop_rows(db: Path, after_rowid: int = 0) -> list[dict]:
+    """Rows of authtrace's ``hop`` table with rowid > after_rowid, oldest first (read-only)."""
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        con.row_factory = sqlite3.Row
+        try:
+            rows = con.execute("SELECT rowid AS _rowid, * FROM hop WHERE rowid > ? ORDER BY rowid", (after_rowid,))
+            return [dict(r) for r in rows]
+        except sqlite3.OperationalError as exc:  # table not created yet
+            if "no such table" in str(exc):
+                return []
+            raise
+    finally:
+        con.close()
+
+
+def hop_mark(db: Path) -> int:
+    """The highest hop rowid so far (0 if none): hops of the next scenario come after it."""
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT COALESCE(MAX(rowid), 0) FROM hop").fetchone()[0]
+    except sqlite3.OperationalError as exc:  # table not created yet
+        if "no such table" in str(exc):
+            return 0
+        raise
+    finally:
+        con.close()
+
+
+def wait_for_hops(db: Path, after_rowid: int, done: Callable[[list[dict]], bool], timeout: float = 10.0) -> list[dict]:
+    """Poll the store until done(rows) holds (writes may lag behind the proxy), then return the rows."""
+    deadline = time.monotonic() + timeout
+    rows = hop_rows(db, after_rowid)
+    while not done(rows) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rows = hop_rows(db, after_rowid)
+    return rows
