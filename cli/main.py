@@ -107,6 +107,82 @@ def cmd_record(args) -> int:
     return rc or 0
 
 
+def _expect(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for p in pairs or []:
+        host, sep, aud = p.partition("=")
+        if not sep or not host or not aud:
+            _say(f"--expect-audience wants HOST=AUDIENCE, got {p!r}.")
+            raise SystemExit(EXIT_BAD_INPUT)
+        out[host.strip()] = aud.strip()
+    return out
+
+
+def cmd_check(args) -> int:
+    import json
+    import tempfile
+
+    from authtrace.addons.importer import CaptureError, import_file
+    from authtrace.reports.diagnose import analyse, finding_line, to_json
+
+    expect = _expect(args.expect_audience)
+    with tempfile.TemporaryDirectory(prefix="authtrace-") as tmp:
+        engine = _open(args.db or os.path.join(tmp, "check.db"))
+        rc = 0
+        for path in args.files:
+            try:
+                res = import_file(engine, path, _progress_bar(os.path.basename(path)))
+            except CaptureError as e:
+                _say(str(e))
+                rc = EXIT_BAD_INPUT
+                continue
+            a = analyse(engine, res.session_id, expect)
+            if args.json:
+                print(json.dumps(to_json(a), ensure_ascii=False))
+            else:
+                print(f"{path}: {len(a.hops)} auth hops, {len(a.findings)} finding(s)")
+                for f in a.findings:
+                    print("  " + finding_line(f))
+                for n in a.notes:
+                    print("  note: " + n)
+            if res.problem:
+                _say(res.problem)
+                rc = EXIT_BAD_INPUT
+            elif a.findings and rc == 0:
+                rc = 1
+        engine.dispose()
+    return rc
+
+
+def cmd_report(args) -> int:
+    import json
+
+    from authtrace.reports.diagnose import analyse, to_json
+    from authtrace.store import db
+
+    engine = _open(args.db)
+    session = db.load_session(engine, args.session)
+    if session is None:
+        _say(f"no capture session {args.session} in {args.db}" if args.session else
+             f"{args.db} holds no capture session yet: run `authtrace record` or `authtrace import FILE`.")
+        return EXIT_BAD_INPUT
+    a = analyse(engine, session.id, _expect(args.expect_audience))
+    if args.json:
+        print(json.dumps(to_json(a), ensure_ascii=False, indent=2))
+        return 0
+    from authtrace.reports.render import LeakError, render_html, write_report
+
+    out = args.output or f"authtrace-{session.id}.html"
+    try:
+        write_report(render_html(a.session, a.hops, a.tokens, a.findings, redact_pii=args.redact_pii,
+                                 notes=a.notes), out)
+    except LeakError as e:
+        _say(f"refusing to write {out}: {e}")
+        return EXIT_BAD_INPUT
+    print(f"{out}: {len(a.findings)} finding(s), {len(a.hops)} hops")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="authtrace", description="Shows exactly where a browser sign-in breaks.")
     ap.add_argument("--version", action="version", version=f"authtrace {__version__}")
@@ -127,6 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("import", help="import HAR or mitmproxy flow files"))
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(fn=cmd_import)
+
+    p = sub.add_parser("check", help="import captures into a throwaway database and report findings (exit 1 if any)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--db", help="keep the imported hops in this database instead of a temporary one")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
+                   help="the audience your own API at HOST accepts (repeatable; HOST may be *.domain)")
+    p.set_defaults(fn=cmd_check)
+
+    p = with_db(sub.add_parser("report", help="findings and the shareable HTML timeline of a session"))
+    p.add_argument("session", nargs="?", type=int, help="session id (default: the latest)")
+    p.add_argument("-o", "--output", help="HTML file (default: authtrace-<session>.html)")
+    p.add_argument("--json", action="store_true", help="print findings as JSON instead of writing HTML")
+    p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
+    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD")
+    p.set_defaults(fn=cmd_report)
 
     p = with_db(sub.add_parser("sessions", help="list capture sessions"))
     p.set_defaults(fn=cmd_sessions)
