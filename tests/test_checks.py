@@ -55,7 +55,7 @@ def test_code_redeemed_twice_aadsts54005(tmp_path):
     flows = signin_flows(secrets=secrets)
     t = flows[4].request.timestamp_start
     again = flows[3].copy()
-    again.request.timestamp_start = t + 0.35
+    again.request.timestamp_start = flows[3].request.timestamp_start + 0.35
     again.response.status_code = 500
     flows.insert(5, again)
     flows.append(token_error(t + 0.4, secrets["code"], {
