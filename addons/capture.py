@@ -14,6 +14,7 @@ import time
 from mitmproxy import ctx, http
 
 from authtrace.addons.hops import Context, flow_to_hops
+from authtrace.addons.launch import Launcher
 from authtrace.store import db
 
 log = logging.getLogger(__name__)
@@ -107,4 +108,4 @@ class AuthTrace:
         self.writer = None
 
 
-addons = [AuthTrace()]
+addons = [AuthTrace(), Launcher()]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import os
 import sys
 import time
@@ -100,6 +101,14 @@ def cmd_record(args) -> int:
         argv += ["--set", f"authtrace_session={args.session}"]
     if args.save_flows:
         argv += ["--save-stream-file", args.save_flows]
+    if args.browser:
+        argv += ["--set", "authtrace_browser=true"]
+        if args.url:
+            argv += ["--set", f"authtrace_browser_url={args.url}"]
+        if args.browser_arg:
+            argv += ["--set", "authtrace_browser_args=" + " ".join(shlex.quote(a) for a in args.browser_arg)]
+    if args.app:
+        argv += ["--set", f"authtrace_app={args.app}"]
     argv += args.extra
     print(f"authtrace: proxy on http://127.0.0.1:{args.listen_port}  (Ctrl-C stops and saves; "
           f"`authtrace env` prints the proxy settings for a shell)", flush=True)
@@ -183,6 +192,16 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_env(args) -> int:
+    from authtrace.addons.launch import ca_file, proxy_env
+
+    if not os.path.exists(ca_file(args.confdir)):
+        _say(f"no mitmproxy CA in {args.confdir} yet: start `authtrace record` once, then run this again.")
+    for k, v in proxy_env(args.listen_port, args.confdir).items():
+        print(f"export {k}={shlex.quote(v)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="authtrace", description="Shows exactly where a browser sign-in breaks.")
     ap.add_argument("--version", action="version", version=f"authtrace {__version__}")
@@ -197,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-port", type=int, default=8080)
     p.add_argument("--session", help="name for this capture session")
     p.add_argument("--save-flows", metavar="FILE", help="also save the raw flows (mitmproxy format; holds secrets)")
+    p.add_argument("--browser", action="store_true", help="open a clean Chromium/Chrome/Edge already using the proxy")
+    p.add_argument("--url", help="page the browser opens first (with --browser)")
+    p.add_argument("--browser-arg", action="append", metavar="ARG", help="extra browser argument (repeatable)")
+    p.add_argument("--app", metavar="CMD", help="run CMD with HTTPS_PROXY and the CA set, so its back channel is "
+                                                "recorded too; recording stops when it exits")
     p.add_argument("extra", nargs="*", help="after --: extra mitmdump arguments")
     p.set_defaults(fn=cmd_record)
 
@@ -220,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expect-audience", action="append", metavar="HOST=AUD")
     p.set_defaults(fn=cmd_report)
 
+    p = sub.add_parser("env", help="print proxy and CA environment lines for a shell (eval \"$(authtrace env)\")")
+    p.add_argument("--listen-port", type=int, default=8080)
+    p.add_argument("--confdir", default="~/.mitmproxy", help="mitmproxy's configuration directory")
+    p.set_defaults(fn=cmd_env)
+
     p = with_db(sub.add_parser("sessions", help="list capture sessions"))
     p.set_defaults(fn=cmd_sessions)
     return ap
@@ -231,3 +260,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args) or 0
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `authtrace ... | head`
+        sys.stderr.close()
+        return 0

@@ -22,7 +22,7 @@ from authtrace.store import db
 
 def test_addon_file_loads_with_mitmproxy_script_loader():
     mod = script.load_script(capture.__file__)
-    assert mod is not None and [type(a).__name__ for a in mod.addons] == ["AuthTrace"]
+    assert mod is not None and [type(a).__name__ for a in mod.addons] == ["AuthTrace", "Launcher"]
 
 
 def test_hooks_store_hops_and_flows_without_response(tmp_path):
@@ -124,3 +124,24 @@ def test_record_live_with_curl(tmp_path):
     raw = b"".join(open(p, "rb").read() for p in (dbp, dbp + "-wal") if os.path.exists(p))
     assert b"LIVE-CODE-SECRET-1" not in raw and b"LIVE-BEARER-SECRET-2" not in raw
     assert db.load_session(db.open_db(dbp), 1).flows_seen == 5
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_record_app_runs_with_proxy_env_and_stops_when_it_exits(tmp_path):
+    up = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=up.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{up.server_port}"
+    dbp = str(tmp_path / "app.db")
+    # the app is plain curl without -x: only the environment sends it through the proxy
+    app = (f"sleep 1; curl -s -o /dev/null -d 'grant_type=authorization_code&code=APP-CODE-SECRET&client_id=c' "
+           f"{base}/token; echo \"ca=$REQUESTS_CA_BUNDLE\"")
+    try:
+        out = subprocess.run([sys.executable, "-m", "authtrace", "record", "--db", dbp, "--listen-port",
+                              str(free_port()), "--app", app, "--", "--set", f"confdir={tmp_path / 'conf'}"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        up.shutdown()
+    assert "app exited" in out.stdout and "mitmproxy-ca-cert.pem" in out.stdout
+    hops = db.load_hops(db.open_db(dbp), 1)
+    assert [h.role for h in hops] == ["token"] and hops[0].actor == "app"
+    assert "APP-CODE-SECRET" not in out.stdout + out.stderr
