@@ -332,7 +332,7 @@ def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str,
         if len(ctx.redirect_targets) > 200:
             ctx.redirect_targets.popitem(last=False)
 
-    state = p.get("state") if role in ("authorize", "callback", "login", "error") else None
+    state = p.get("state") if role in ("authorize", "callback", "error") else None
     code = p.get("code") if role in ("callback", "token") else None
     if role == "token" and f.get("grant_type") not in (None, "authorization_code"):
         code = None
@@ -429,6 +429,8 @@ def _role(ctx: Context, method: str, host: str, path: str, bare: str, p: dict, q
                                                           p.get("id_token_hint") or has_client
                                                           or host in ctx.idp_hosts)):
         return "logout"
+    if (p.get("samlresponse") or p.get("wresult")) and (host in ctx.open_authorize or pv.provider_of(host, path)):
+        return "login"  # federation: another IdP answering the IdP, the OAuth sign-in is still under way
     if any(k in p for k in CALLBACK_KEYS) and _looks_like_callback(ctx, host, path, bare, p, req):
         return "callback"
     if auth[:7].lower() in ("bearer ", "dpop ") or auth[:5].lower() == "dpop ":
@@ -447,18 +449,22 @@ def _role(ctx: Context, method: str, host: str, path: str, bare: str, p: dict, q
 
 def _looks_like_callback(ctx: Context, host: str, path: str, bare: str, p: dict, req: http.Request) -> bool:
     """A code/state pair alone is common outside OAuth (`?code=SAVE10&state=CA`); require evidence
-    that this URL is a redirect URI: named as one, reached from an IdP, or OAuth-only parameters."""
+    that this URL is a redirect URI: named as one in an authorize request, reached by an IdP's
+    redirect or form_post, or carrying parameters only OAuth uses. Path words count only when the
+    capture holds no authorize request to compare with (recording started mid-sign-in)."""
     if bare in ctx.redirect_uris or bare in ctx.redirect_targets:
-        return True
-    if p.get("id_token") or p.get("access_token") and p.get("token_type") or p.get("samlresponse"):
-        return True
-    if any(k in p for k in ("session_state", "client_info", "iss")) and ("code" in p or "error" in p):
-        return True
-    if p.get("error") and (p.get("error_description") or p.get("state")) and "client_id" not in p:
         return True
     referer = req.headers.get("referer", "") or req.headers.get("origin", "")
     ref_host = (urlsplit(referer).hostname or "").lower() if referer else ""
     if ref_host and ref_host != host and (ref_host in ctx.idp_hosts or pv.provider_of(ref_host)):
+        return True
+    if ctx.redirect_uris:
+        return False
+    if p.get("id_token") or (p.get("access_token") and p.get("token_type")):
+        return True
+    if any(k in p for k in ("session_state", "client_info", "iss")) and ("code" in p or "error" in p):
+        return True
+    if p.get("error") and (p.get("error_description") or p.get("state")) and "client_id" not in p:
         return True
     return bool(p.get("code") and p.get("state") and pv.CALLBACK_PATH_RE.search(path))
 

@@ -114,6 +114,18 @@ def finding(kind, severity, title, explanation, causes, next_step, evidence, **d
             "causes": list(causes), "next_step": next_step, "evidence": ev, "details": details}
 
 
+def expected_error(s: "Session", h) -> bool:
+    """Answers that are part of a normal flow: device-flow polling, and a silent (prompt=none)
+    request told that interaction is needed, after which the app signs in interactively."""
+    err = str((h.error or {}).get("error") or "")
+    if err in EXPECTED_ERRORS:
+        return True
+    if err in SILENT_ERRORS:
+        auths = s.authorize_for(h) if h.role != "authorize" else [h]
+        return any(str(s.params(a).get("prompt", "")).lower() == "none" for a in auths)
+    return False
+
+
 def _ok(h) -> bool:
     return h.status is not None and h.status < 400 and not h.is_error
 
@@ -301,8 +313,8 @@ def state_mismatch(s: Session) -> list[dict]:
     sent = {a.state for a in s.authorize if a.state}
     out = []
     for h in s.callbacks:
-        if h.note and not h.state and not sent:
-            continue
+        if not ({"code", "id_token", "access_token", "error"} & set(s.params(h))):
+            continue  # not an OAuth answer (e.g. a SAML post)
         if h.state and h.state in sent:
             continue
         if not h.state and not sent:
@@ -587,7 +599,7 @@ def idp_error(s: Session) -> list[dict]:
         e = h.error or {}
         err = e.get("error")
         codes = e.get("error_codes") or []
-        if not err or err == "no_response" or err in EXPECTED_ERRORS:
+        if not err or err == "no_response" or expected_error(s, h):
             continue
         if h.role in ("api", "userinfo") and not codes:
             continue  # resource-server refusals: see wrong_audience, expired_token, token_revoked
@@ -604,7 +616,7 @@ def idp_error(s: Session) -> list[dict]:
         title = f"{where(hs[0])} answered {name}: " + (entry.title if entry else (desc or err))
         expl = ((entry.meaning + " ") if entry else "") + (f"The provider said: “{desc}”. " if desc else "") + \
                (f"Support will ask for: {idtxt}." if idtxt else "")
-        sev = "info" if err in SILENT_ERRORS and any("prompt" in s.params(a) for a in s.authorize) else "error"
+        sev = "error"
         out.append(finding("idp_error", sev, title.rstrip(".") + ".", expl.strip(),
                            list(entry.causes) if entry else ["see the provider's error description"],
                            entry.next_step if entry else "Look up the error in the provider's documentation with "
@@ -619,7 +631,8 @@ def failed_hop(s: Session, earlier: list[dict]) -> list[dict]:
     explained = {e for f in earlier for e in f["evidence"]}
     out = []
     for h in s.hops:
-        if h.id in explained or not h.is_error or h.role not in ("callback", "token", "authorize", "login"):
+        if h.id in explained or not h.is_error or h.role not in ("callback", "token", "authorize", "login") \
+                or expected_error(s, h):
             continue
         msg = (h.error or {}).get("message") or (h.error or {}).get("error_description") or ""
         status = h.status if h.status is not None else "no response"

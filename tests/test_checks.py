@@ -296,3 +296,32 @@ def test_cli_check_exit_codes_and_json(tmp_path):
     assert "." in ev["started"] and len(ev["started"].split(".")[1]) == 7
     r = run(str(tmp_path / "nope.har"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_normal_error_answers_are_quiet(tmp_path):
+    t = time.time() - 60
+    poll = [flow("POST", f"https://{IDP}/common/oauth2/v2.0/token", t=t + i, browser=False,
+                 headers={"content-type": "application/x-www-form-urlencoded"},
+                 body=urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "dc",
+                                 "client_id": CLIENT_ID}), status=400,
+                 resp_headers={"content-type": "application/json"},
+                 resp_body='{"error":"authorization_pending","error_description":"AADSTS70016: pending"}')
+            for i in range(3)]
+    silent = flow("GET", f"https://{IDP}/common/oauth2/v2.0/authorize?" + urlencode({
+        "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": f"https://{APP}/silent", "state": "sil",
+        "prompt": "none"}), t=t + 10, status=302, resp_headers={"location": f"https://{APP}/silent#error=login_required"
+                                                               "&error_description=AADSTS50058&state=sil"})
+    fs, hops = findings(tmp_path, poll + [silent] + signin_flows(t0=t + 20))
+    assert fs == [] and "callback" in [h.role for h in hops]
+
+
+def test_federation_saml_post_and_lookalike_urls_are_quiet(tmp_path):
+    flows = signin_flows()
+    t = flows[0].request.timestamp_start
+    saml = flow("POST", f"https://{IDP}/login.srf", t=t + 2, headers={"content-type": "application/x-www-form-urlencoded",
+                                                                         "origin": "https://adfs.contoso.test"},
+                body=urlencode({"SAMLResponse": "PHNhbWxwOlJlc3BvbnNlPg==", "RelayState": "r"}))
+    verify = flow("GET", "https://www.contoso.test/auth/verify-email?code=123456&state=active", t=t + 30)
+    fs, hops = findings(tmp_path, flows[:2] + [saml] + flows[2:] + [verify])
+    assert fs == []
+    assert "verify-email" not in " ".join(h.path for h in hops)
