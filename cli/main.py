@@ -90,7 +90,32 @@ def cmd_sessions(args) -> int:
     return 0
 
 
+def _watch_findings(db_path: str, since: float, stop) -> None:
+    """While recording, re-run the checks when new hops arrive and print each new finding once."""
+    from authtrace.reports.checks import run_checks
+    from authtrace.reports.diagnose import finding_line
+    from authtrace.store import db
+
+    engine, seen, hops_seen = None, set(), -1
+    while not stop.wait(2.0):
+        try:
+            engine = engine or db.open_db(db_path)
+            session = db.load_session(engine)
+            if session is None or session.created < since or session.hops == hops_seen or session.hops > 20000:
+                continue
+            hops_seen = session.hops
+            for f in run_checks(db.load_hops(engine, session.id), db.load_tokens(engine, session.id)):
+                key = (f["kind"], f["title"])
+                if key not in seen:
+                    seen.add(key)
+                    print("FINDING " + finding_line(f), flush=True)
+        except Exception:  # the capture matters more than the live hint
+            continue
+
+
 def cmd_record(args) -> int:
+    import threading
+
     from mitmproxy.tools.main import mitmdump
 
     from authtrace.addons import capture
@@ -112,7 +137,13 @@ def cmd_record(args) -> int:
     argv += args.extra
     print(f"authtrace: proxy on http://127.0.0.1:{args.listen_port}  (Ctrl-C stops and saves; "
           f"`authtrace env` prints the proxy settings for a shell)", flush=True)
-    rc = mitmdump(argv)
+    stop = threading.Event()
+    if "://" not in args.db:
+        threading.Thread(target=_watch_findings, args=(args.db, time.time() - 1, stop), daemon=True).start()
+    try:
+        rc = mitmdump(argv)
+    finally:
+        stop.set()
     return rc or 0
 
 

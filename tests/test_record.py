@@ -114,12 +114,14 @@ def test_record_live_with_curl(tmp_path):
         engine = db.open_db(dbp)
         roles = [h.role for h in db.load_hops(engine, 1)]
         assert roles == ["authorize", "callback", "token", "api"]
+        time.sleep(2.5)  # findings are printed as they appear, checked every 2 s
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
         up.shutdown()
     assert "LIVE-CODE-SECRET-1" not in out and "LIVE-BEARER-SECRET-2" not in out
     assert "callback" in out and "code#" in out and "invalid_grant" in out
+    assert "FINDING ERROR   reused_code" in out
     assert "/static/page.html" not in out  # mitmproxy's own flow printing is off
     raw = b"".join(open(p, "rb").read() for p in (dbp, dbp + "-wal") if os.path.exists(p))
     assert b"LIVE-CODE-SECRET-1" not in raw and b"LIVE-BEARER-SECRET-2" not in raw
