@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import re
 from typing import Any
@@ -129,10 +130,12 @@ def text_error(text: str, fpr: Fingerprinter) -> dict | None:
 
 def message(text: str, fpr: Fingerprinter, limit: int = 300) -> str:
     """First readable line of a body, redacted: 'Authentication code has already been redeemed. Please re-login.'"""
-    if re.search(r"(?i)<html|<!doctype", text[:500]):
+    if re.search(r"(?i)<html|<!doctype|<body|<h1|<p>", text[:500]):
         t = re.search(r"(?is)<title>(.*?)</title>", text[:20000])
-        text = re.sub(r"(?s)<(script|style)\b.*?</\1>|<[^>]+>", " ", text[:20000])
-        text = ((t.group(1).strip() + ": ") if t else "") + text
+        body = re.sub(r"(?is)<title>.*?</title>|<(script|style)\b.*?</\1>|<[^>]+>", " ", text[:20000])
+        body = re.sub(r"\s+", " ", html.unescape(body)).strip()
+        title = re.sub(r"\s+", " ", html.unescape(t.group(1))).strip() if t else ""
+        text = body if not title or body.startswith(title) else f"{title}: {body}"
     text = re.sub(r"\s+", " ", text).strip()
     return fpr.text(text[:limit])
 
@@ -145,7 +148,8 @@ def www_authenticate(value: str | None, fpr: Fingerprinter) -> dict | None:
     if not value:
         return None
     scheme = value.strip().split(" ", 1)[0]
-    out: dict[str, Any] = {"scheme": scheme}
+    out: dict[str, Any] = {"scheme": scheme if "=" not in scheme else ""}  # no scheme: the first word is a param
     for m in _AUTH_PARAM.finditer(value):
-        out[m.group(1).lower()] = fpr.text((m.group(2) if m.group(2) is not None else m.group(3))[:1000])
+        name = m.group(1).lower()
+        out[name] = fpr.value(name, (m.group(2) if m.group(2) is not None else m.group(3))[:1000])
     return out

@@ -456,19 +456,20 @@ def expired_token(s: Session) -> list[dict]:
 
 def token_revoked(s: Session) -> list[dict]:
     out = []
-    worked: dict[str, Any] = {}
+    worked: dict[tuple, Any] = {}  # (token, host) -> the hop where it worked: revocation is per resource server
     for h in s.hops:
         if h.role not in ("api", "userinfo"):
             continue
         for t in s.access_tokens(h):
+            key = (t.fingerprint, h.host)
             if _ok(h):
-                worked.setdefault(t.fingerprint, h)
-            elif h.status == 401 and t.fingerprint in worked and "invalid_token" in (
+                worked.setdefault(key, h)
+            elif h.status == 401 and key in worked and "invalid_token" in (
                     str((h.response or {}).get("www_authenticate") or "") + s.error_text(h)):
                 c = t.claims or {}
                 if isinstance(c.get("exp"), (int, float)) and h.started + s.skew.get(h.host, 0) > c["exp"]:
                     continue  # expiry, reported by expired_token
-                first = worked[t.fingerprint]
+                first = worked[key]
                 reuse = [f for f in s.redemptions if f.is_error and first.started < f.started < h.started]
                 out.append(finding(
                     "token_revoked", "error",
@@ -482,7 +483,7 @@ def token_revoked(s: Session) -> list[dict]:
                      "session was revoked", "the refresh token family was revoked"],
                     "Find what revoked the grant (see reused_code if present) and sign in again.",
                     [first.id] + [r.id for r in reuse] + [h.id], token=t.fingerprint))
-                worked.pop(t.fingerprint, None)
+                worked.pop(key, None)
     return out
 
 
@@ -535,33 +536,36 @@ def _tenant(path: str) -> str | None:
 
 
 def scope_not_granted(s: Session) -> list[dict]:
+    """Requested scopes that no successful token answer of the session granted. All answers count
+    together: with resource indicators (RFC 8707) or Entra's one-resource-per-token rule, an API's
+    scope arrives in a later refresh-token answer, not in the code redemption."""
+    answers = [h for h in s.hops if h.role == "token" and _ok(h)
+               and isinstance(((h.response or {}).get("fields") or {}).get("scope"), str)]
+    if not answers:
+        return []
+    granted = set().union(*(set(h.response["fields"]["scope"].split()) for h in answers))
     out = []
-    for h in s.hops:
-        if h.role != "token" or not _ok(h):
-            continue
-        granted_raw = ((h.response or {}).get("fields") or {}).get("scope")
-        if not isinstance(granted_raw, str):
-            continue
-        asked_raw = s.params(h).get("scope") or " ".join(str(s.params(a).get("scope", "")) for a in s.authorize_for(h))
-        asked = {x for x in asked_raw.split() if x.lower() not in au._OIDC_SCOPES}
-        granted = set(granted_raw.split())
+    for a in s.authorize:
+        asked_raw = str(s.params(a).get("scope") or "")
         missing = set()
-        for x in asked:
-            if x in granted:
+        for x in asked_raw.split():
+            if x.lower() in au._OIDC_SCOPES or x in granted:
                 continue
             if x.endswith("/.default") and any(g.startswith(x[: -len(".default")]) for g in granted):
                 continue
             if "/" in x and x.rsplit("/", 1)[1] in granted:  # resource-qualified scope granted by short name
                 continue
             missing.add(x)
-        if missing:
+        redemptions = [h for h in answers if h.code_fp and a in s.authorize_for(h)]
+        if missing and redemptions:
             out.append(finding("scope_not_granted", "warning",
                                f"The token grants less than was asked: {', '.join(sorted(missing))} not granted.",
-                               f"Requested {asked_raw.strip()}; {where(h)} granted {granted_raw}.",
+                               f"Requested '{asked_raw.strip()}' at {where(a)}; the token answers granted "
+                               f"'{' '.join(sorted(granted))}'.",
                                ["admin or user consent missing for those scopes", "the scope is not exposed by the "
                                 "API or not assigned to the client", "conditional access or policy removed it"],
                                "Grant consent for the missing scopes (or request only what is granted) and sign in "
-                               "again.", [a.id for a in s.authorize_for(h)][-1:] + [h.id], missing=sorted(missing)))
+                               "again.", [a.id] + [h.id for h in redemptions], missing=sorted(missing)))
     return out
 
 

@@ -325,3 +325,29 @@ def test_federation_saml_post_and_lookalike_urls_are_quiet(tmp_path):
     fs, hops = findings(tmp_path, flows[:2] + [saml] + flows[2:] + [verify])
     assert fs == []
     assert "verify-email" not in " ".join(h.path for h in hops)
+
+
+def test_resource_indicator_scope_in_later_answer_and_other_api_refusal(tmp_path):
+    """oidc-provider with resource indicators: api:read arrives with the refresh-token answer; the API token
+    works at api.test and is refused by other.test for its audience: only wrong_audience."""
+    t = time.time() - 60
+    authz = flow("GET", "https://idp.test/auth?" + urlencode({"client_id": "rp", "response_type": "code", "state": "s",
+                 "redirect_uri": "https://app.test/callback", "scope": "openid profile api:read"}), t=t)
+    cb = flow("GET", "https://app.test/callback?code=C1&state=s&iss=https%3A%2F%2Fidp.test", t=t + 2)
+    red = flow("POST", "https://idp.test/token", t=t + 2.1, browser=False,
+               headers={"content-type": "application/x-www-form-urlencoded"},
+               body="grant_type=authorization_code&code=C1&redirect_uri=https%3A%2F%2Fapp.test%2Fcallback",
+               resp_headers={"content-type": "application/json"},
+               resp_body='{"access_token":"opaque","scope":"openid profile","token_type":"Bearer"}')
+    ref = flow("POST", "https://idp.test/token", t=t + 2.3, browser=False,
+               headers={"content-type": "application/x-www-form-urlencoded"},
+               body="grant_type=refresh_token&refresh_token=R&resource=https%3A%2F%2Fapi.test",
+               resp_headers={"content-type": "application/json"},
+               resp_body='{"access_token":"x","scope":"api:read","token_type":"Bearer"}')
+    jwt_ = make_jwt({"aud": "https://api.test", "exp": t + 3600})
+    ok = flow("GET", "https://api.test/data", t=t + 3, browser=False, headers={"authorization": f"Bearer {jwt_}"})
+    bad = flow("GET", "https://other.test/data", t=t + 4, browser=False, headers={"authorization": f"Bearer {jwt_}"},
+               status=401, resp_headers={"www-authenticate": 'Bearer error="invalid_token", error_description='
+                                                             '"aud https://api.test, expected https://other.test"'})
+    fs, _ = findings(tmp_path, [authz, cb, red, ref, ok, bad])
+    assert kinds(fs) == ["wrong_audience"]
