@@ -351,7 +351,7 @@ def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str,
         "actor": _actor(req, role),
         "user_agent": req.headers.get("user-agent"),
         "code_fp": fpr.fp(code, "code") if code else issued_code,
-        "state": state,
+        "state": fpr.fp(state, "state") if state and JWT_RE.fullmatch(state) else state,  # signed states: no raw JWT
         "nonce": p.get("nonce") if role == "authorize" else None,
         "client_id": p.get("client_id") or params.get("derived", {}).get("basic_client_id"),
         "initiator": _initiator(req, fpr),
@@ -392,7 +392,8 @@ def _fragment_callback(ctx: Context, parent: dict, location: str, frag: dict, fl
                is_error=bool(error), actor="browser", duration_ms=None,
                started=(flow.response.timestamp_end or parent["started"]) if flow.response else parent["started"],
                code_fp=fpr.fp(frag["code"], "code") if frag.get("code") else None,
-               state=frag.get("state"), nonce=None, client_id=None,
+               state=(ctx.fpr.fp(frag["state"], "state") if frag.get("state") and JWT_RE.fullmatch(frag["state"])
+                      else frag.get("state")), nonce=None, client_id=None,
                params={"fragment": fpr.params(list(frag.items()))}, response=None,
                state_decoded=decode_state(frag.get("state"), fpr), error=error, headers=None,
                cookies=None, body_excerpt=None,
