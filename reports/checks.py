@@ -153,7 +153,9 @@ def reused_code(s: Session) -> list[dict]:
         failing = (said_used or second_grant or [h for h in hs if h.is_error] or hs[1:] or hs)[0]
         first = hs[0]
         t_issued = issued[code].started if code in issued else first.started
-        first_use_failed = failing is first and failing in said_used
+        # a use is a redemption; with the back channel out of sight, each callback stands for one
+        uses = toks or cbs
+        first_use_failed = bool(uses) and failing is uses[0] and failing in said_used and len(cbs) < 2
         if first_use_failed:
             title = (f"The authorization code {code} was rejected as already redeemed on its first use in this "
                      f"capture: something outside the captured traffic presented it first.")

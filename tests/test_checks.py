@@ -351,3 +351,15 @@ def test_resource_indicator_scope_in_later_answer_and_other_api_refusal(tmp_path
                                                              '"aud https://api.test, expected https://other.test"'})
     fs, _ = findings(tmp_path, [authz, cb, red, ref, ok, bad])
     assert kinds(fs) == ["wrong_audience"]
+
+
+def test_first_redemption_already_redeemed_after_single_callback(tmp_path):
+    """One callback, one redemption, and that redemption is refused as already used: another party
+    redeemed the code first (the callback itself is delivery, not use)."""
+    flows = signin_flows()[:4]
+    code = "0.AXoAv4j5cvGGr0GRqy180BHbR-secret-code-value"
+    flows.append(token_error(flows[3].request.timestamp_start + 0.2, code, {
+        "error": "invalid_grant", "error_description": "AADSTS54005: OAuth2 Authorization code was already redeemed"}))
+    fs, _ = findings(tmp_path, flows)
+    assert kinds(fs) == ["idp_error", "reused_code"]
+    assert "outside the captured traffic" in next(f for f in fs if f["kind"] == "reused_code")["title"]
