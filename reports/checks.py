@@ -167,12 +167,15 @@ def reused_code(s: Session) -> list[dict]:
                       "a browser prefetch or preview requested the callback", "the app (or a proxy in front of it) "
                       "retried the callback or the token request"]
         else:
-            uses = ", ".join(f"#{h.id} {h.role} {ago(h.started - first.started)} after the first"
-                             for h in hs[1:]) or "once"
-            title = f"The authorization code {code} was used more than once."
-            expl = (f"The code was issued at {utc(t_issued)} and presented {len(hs)} times ({len(cbs)} callback(s), "
-                    f"{len(toks)} token redemption(s)); later uses: {uses}. An authorization code is single-use "
-                    f"(RFC 6749 §4.1.2); the provider rejects the second use and may revoke tokens issued from it.")
+            steps = "; ".join(
+                f"#{h.id} {h.role} {'+' + ago(h.started - first.started) if h is not first else 'first'}: "
+                + (f"{h.status}" if h.status is not None else "no response")
+                + (f" {(h.error or {}).get('error')}" if (h.error or {}).get("error") else "") for h in hs)
+            redeemed = f"redeemed {len(toks)} times" if len(toks) > 1 else f"delivered to {len(cbs)} callbacks"
+            title = f"The authorization code {code} was {redeemed}: a code works only once."
+            expl = (f"The code was issued at {utc(t_issued)} and presented {len(hs)} times: {steps}. An authorization "
+                    f"code is single-use (RFC 6749 §4.1.2); the provider rejects the second use and may revoke the "
+                    f"tokens issued from it.")
             causes = ["the callback URL was requested twice (double submit, reload, back button, two webviews)",
                       "the app redeems the code in two places (e.g. middleware and a handler)",
                       "a retry after a slow token response"]

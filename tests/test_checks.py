@@ -66,7 +66,7 @@ def test_code_redeemed_twice_aadsts54005(tmp_path):
     fs, hops = findings(tmp_path, flows)
     assert kinds(fs) == ["duplicate_redirect", "idp_error", "reused_code"]
     reuse = next(f for f in fs if f["kind"] == "reused_code")
-    assert "used more than once" in reuse["title"] and len(reuse["evidence"]) == 4
+    assert "redeemed 2 times" in reuse["title"] and len(reuse["evidence"]) == 4
     dup = next(f for f in fs if f["kind"] == "duplicate_redirect")
     assert "350 ms" in dup["title"] and "succeeded" in dup["explanation"] and "failed (500)" in dup["explanation"]
     idp = next(f for f in fs if f["kind"] == "idp_error")
