@@ -87,7 +87,8 @@ class AuthTrace:
         try:
             hops = flow_to_hops(flow, self.context)
         except Exception as e:  # a decoder bug must not stop the capture
-            log.warning("authtrace: could not decode %s: %s", flow.request.pretty_url[:200], e)
+            log.warning("authtrace: could not decode a flow to %s: %s", flow.request.pretty_host,
+                        type(e).__name__)
             return
         if hops:
             self.writer.put(hops)

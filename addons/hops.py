@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 import jwt
 from mitmproxy import http
@@ -71,7 +72,8 @@ class Context:
         alg = str(header.get("alg", "")).lower()
         if alg in ("", "none"):
             return "none"
-        key = self.keys.get(header.get("kid")) if header.get("kid") else None
+        kid = header.get("kid")
+        key = self.keys.get(kid) if isinstance(kid, str) and kid else None
         if key is None and not header.get("kid") and len(self.keys) == 1:
             key = next(iter(self.keys.values()))
         if key is None:
@@ -85,13 +87,17 @@ class Context:
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
             return
         for k in doc["keys"]:
+            if not isinstance(k, dict):
+                continue
             try:
                 pk = jwt.PyJWK.from_dict(k)
-            except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+            except Exception:  # an unusable key: skip it, keep the others
                 continue
-            self.keys[k.get("kid") or f"_{len(self.keys)}"] = pk
+            kid = k.get("kid")
+            self.keys[kid if isinstance(kid, str) and kid else f"_{len(self.keys)}"] = pk
         for fp, (raw, header) in list(self.pending.items()):
-            key = self.keys.get(header.get("kid"))
+            kid = header.get("kid")
+            key = self.keys.get(kid) if isinstance(kid, str) else None
             if key is not None:
                 self.signature_updates[fp] = _verify(raw, key, header)
                 del self.pending[fp]
@@ -106,7 +112,7 @@ class Context:
             url = doc.get(field)
             if isinstance(url, str):
                 self.endpoints[role].add(_bare(url))
-                h = urlsplit(url).hostname
+                h = _split(url).hostname
                 if h and role in ("authorize", "device", "logout"):
                     self.idp_hosts.add(h.lower())
         self.idp_hosts.add(host)
@@ -127,6 +133,14 @@ def _verify(raw: str, key: Any, header: dict) -> str:
         return "verified"
     except (jwt.PyJWTError, ValueError, TypeError):
         return "failed"
+
+
+def _split(url: str) -> SplitResult:
+    """urlsplit that never raises: a malformed Location, Referer or endpoint must not lose the hop."""
+    try:
+        return urlsplit(url or "")
+    except ValueError:
+        return urlsplit("")
 
 
 def _bare(url: str) -> str:
@@ -167,13 +181,31 @@ def might_be_auth(url: str, host: str, has_auth_header: bool, body_head: bytes, 
 
 
 def _body_text(msg: http.Message) -> str:
+    """At most MAX_BODY bytes of the decoded body. Compressed bodies are inflated only up to that
+    limit, so a small gzip bomb cannot make the proxy allocate its inflated size."""
+    raw = msg.raw_content or b""
+    enc = msg.headers.get("content-encoding", "").strip().lower()
     try:
-        raw = msg.get_content(strict=False) or b""
+        if enc in ("", "identity", "none"):
+            out = raw
+        elif enc in ("gzip", "x-gzip"):
+            out = zlib.decompressobj(47).decompress(raw, MAX_BODY)
+        elif enc == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send it
+            try:
+                out = zlib.decompressobj(15).decompress(raw, MAX_BODY)
+            except zlib.error:
+                out = zlib.decompressobj(-15).decompress(raw, MAX_BODY)
+        elif enc == "zstd":
+            import zstandard
+
+            out = zstandard.ZstdDecompressor().stream_reader(raw).read(MAX_BODY)
+        elif len(raw) <= MAX_BODY // 16:  # brotli has no output cap here: only small bodies
+            out = msg.get_content(strict=False) or b""
+        else:
+            out = b""
     except Exception:  # a lying Content-Encoding: fall back to the bytes as sent
-        raw = msg.raw_content or b""
-    if len(raw) > MAX_BODY:
-        raw = raw[:MAX_BODY]
-    return raw.decode("utf-8", "replace")
+        out = raw
+    return out[:MAX_BODY].decode("utf-8", "replace")
 
 
 def _json_body(text: str) -> Any:
@@ -199,7 +231,18 @@ def flow_to_hops(flow: http.HTTPFlow, ctx: Context) -> list[NewHop]:
     body_head = (req.raw_content or b"")[:8192] if req.method not in ("GET", "HEAD") else b""
     if not might_be_auth(url, host, bool(auth), body_head, location, ctx):
         return []
-    return _classify(flow, ctx, host, url, auth, location)
+    hops = _classify(flow, ctx, host, url, auth, location)
+    for h in hops:
+        _scrub(h.hop)
+    return hops
+
+
+def _scrub(hop: dict) -> None:
+    """Undecodable bytes in a header or URL arrive as lone surrogates, which a database refuses
+    (and with it the whole batch). Replace them, as a browser would display them."""
+    for k, v in hop.items():
+        if isinstance(v, str) and not v.isascii():
+            hop[k] = v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str, location: str) -> list[NewHop]:
@@ -236,7 +279,7 @@ def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str,
     loc_q: dict[str, str] = {}
     loc_frag: dict[str, str] = {}
     if location:
-        lp = urlsplit(location)
+        lp = _split(location)
         loc_q, loc_frag = _lower_keys(_pairs(lp.query)), _lower_keys(_pairs(lp.fragment))
 
     role = _role(ctx, req.method, host, path, bare, p, q, f, auth, resp_json, location, req)
@@ -382,7 +425,7 @@ def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str,
 
 def _fragment_callback(ctx: Context, parent: dict, location: str, frag: dict, flow: http.HTTPFlow) -> NewHop:
     fpr = ctx.fpr
-    lp = urlsplit(location)
+    lp = _split(location)
     ctx.seq += 1
     tokens = [_token(ctx, frag[k], f"fragment.{k}", k) for k in ("id_token", "access_token")
               if frag.get(k) and JWT_RE.fullmatch(frag[k])]
@@ -456,7 +499,7 @@ def _looks_like_callback(ctx: Context, host: str, path: str, bare: str, p: dict,
     if bare in ctx.redirect_uris or bare in ctx.redirect_targets:
         return True
     referer = req.headers.get("referer", "") or req.headers.get("origin", "")
-    ref_host = (urlsplit(referer).hostname or "").lower() if referer else ""
+    ref_host = (_split(referer).hostname or "").lower() if referer else ""
     if ref_host and ref_host != host and (ref_host in ctx.idp_hosts or pv.provider_of(ref_host)):
         return True
     if ctx.redirect_uris:

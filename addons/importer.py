@@ -69,7 +69,11 @@ def import_file(engine, path: str, progress: Callable[[int, int], None] | None =
                 flows += item
                 continue
             flows += 1
-            new = flow_to_hops(item, ctx)
+            try:
+                new = flow_to_hops(item, ctx)
+            except Exception:  # a decoder bug loses this flow only, never the rest of the file
+                skipped += 1
+                continue
             hops += len(new)
             batch.extend(new)
             if len(batch) >= BATCH:
@@ -109,9 +113,17 @@ def _har_entries(path: str) -> tuple[list, str | None]:
         data = fh.read()
     try:
         doc = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        return _har_entries_salvage(path, data), f"{path} is not valid JSON past byte {getattr(e, 'pos', '?')} " \
-                                                   f"(truncated or damaged HAR); kept the entries before it."
+    except orjson.JSONDecodeError:
+        text = data.decode("utf-8", "replace").lstrip("\ufeff")  # a BOM or invalid UTF-8 must not lose the file
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError as e:
+            pos = getattr(e, "pos", None)
+            pos = pos if isinstance(pos, int) and pos > 0 else len(text)
+            # salvage only up to the damage: past it ijson would stop anyway, and a deeply nested tail
+            # (orjson stops at depth 1024) would cost ijson memory quadratic in the depth
+            return _har_entries_salvage(path, text[:pos].encode()), \
+                f"{path} is not valid JSON past byte {pos} (truncated or damaged HAR); kept the entries before it."
     if not isinstance(doc, dict) or not isinstance(doc.get("log"), dict) \
             or not isinstance(doc["log"].get("entries"), list):
         raise CaptureError(f"{path} is JSON but not a HAR file (no log.entries list).")
@@ -148,7 +160,8 @@ def _entry_candidate(entry: dict, ctx: Context) -> bool:
     if not isinstance(url, str):
         return False
     has_auth = False
-    for h in req.get("headers") or ():
+    headers = req.get("headers")
+    for h in headers if isinstance(headers, list) else ():
         name = h.get("name") if isinstance(h, dict) else (h[0] if isinstance(h, (list, tuple)) and h else "")
         if isinstance(name, str) and name.lower() == "authorization":
             has_auth = True
@@ -162,30 +175,47 @@ def _entry_candidate(entry: dict, ctx: Context) -> bool:
     return might_be_auth(url, host, has_auth, body_head, location if isinstance(location, str) else "", ctx)
 
 
+def _clean_headers(headers: object) -> list[dict]:
+    """name/value string pairs, as mitmproxy's converter needs; anything else a tool wrote is dropped."""
+    out = []
+    for h in headers if isinstance(headers, list) else ():
+        name, value = (h.get("name"), h.get("value")) if isinstance(h, dict) else \
+            (h if isinstance(h, (list, tuple)) and len(h) == 2 else (None, None))
+        if isinstance(name, str) and name and isinstance(value, (str, int, float)):
+            out.append({"name": name, "value": str(value)})
+    return out
+
+
 def _entry_to_flow(entry: dict) -> http.HTTPFlow:
     """mitmproxy's converter, after making the entry complete enough for it. Browser exports differ:
-    Chrome lists form fields under postData.params, Safari and Firefox omit fields or send nulls."""
+    Chrome lists form fields under postData.params, Safari and Firefox omit fields or send nulls;
+    other tools write wrongly typed fields, which are dropped so that the rest of the entry is kept."""
     req = dict(entry["request"])
-    resp = dict(entry.get("response") or {})
+    req["headers"] = _clean_headers(req.get("headers"))
+    resp = dict(entry["response"]) if isinstance(entry.get("response"), dict) else {}
     pd = req.get("postData")
-    if isinstance(pd, dict) and pd.get("text") is None:
-        params = pd.get("params") or []
+    if pd is not None and not isinstance(pd, dict):
+        del req["postData"]
+    elif isinstance(pd, dict) and not isinstance(pd.get("text"), str):
+        params = pd.get("params") if isinstance(pd.get("params"), list) else []
         from urllib.parse import urlencode
 
         req["postData"] = dict(pd, text=urlencode([(p.get("name", ""), p.get("value", "")) for p in params
                                                    if isinstance(p, dict)]))
     req.setdefault("httpVersion", "HTTP/1.1")
-    req.setdefault("headers", [])
     # the body is already decoded text: drop Content-Encoding so mitmproxy does not re-compress it
-    headers = [h for h in (resp.get("headers") or []) if not (isinstance(h, dict)
-               and str(h.get("name", "")).lower() == "content-encoding")]
-    has_location = any(isinstance(h, dict) and str(h.get("name", "")).lower() == "location" for h in headers)
-    if not has_location and resp.get("redirectURL"):
+    headers = [h for h in _clean_headers(resp.get("headers")) if h["name"].lower() != "content-encoding"]
+    has_location = any(h["name"].lower() == "location" for h in headers)
+    if not has_location and isinstance(resp.get("redirectURL"), str) and resp["redirectURL"]:
         headers.append({"name": "location", "value": resp["redirectURL"]})
     status = resp.get("status")
+    if isinstance(status, str) and status.strip().isdigit():  # "302" from hand-made or converted HARs
+        status = int(status)
     failed = not isinstance(status, int) or status <= 0  # Chrome writes status 0 for requests with no answer
+    content = resp.get("content") if isinstance(resp.get("content"), dict) else {}
+    content = {k: v for k, v in content.items() if k != "text" or isinstance(v, str)}
     resp = {"status": 200 if failed else status, "httpVersion": resp.get("httpVersion") or "HTTP/1.1",
-            "headers": headers, "content": resp.get("content") if isinstance(resp.get("content"), dict) else {}}
+            "headers": headers, "content": content}
     e = {"startedDateTime": entry.get("startedDateTime") or "1970-01-01T00:00:00Z",
          "time": entry.get("time") if isinstance(entry.get("time"), (int, float)) and entry["time"] >= 0 else 0,
          "request": req, "response": resp}
@@ -241,5 +271,8 @@ def _mitm_flows(path: str, progress) -> Iterator:
                     yield 1  # tcp/udp/dns flows: counted, not hops
         except exceptions.FlowReadException as e:
             raise CaptureError(f"{path} is damaged after {n} flow(s) ({e}); kept the flows before it.") from e
+        except Exception as e:  # damage that parses but does not make a flow: KeyError, UnicodeError, ...
+            raise CaptureError(f"{path} is damaged after {n} flow(s) (unreadable flow: {type(e).__name__}); "
+                               f"kept the flows before it.") from e
         if progress:
             progress(size, size)

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # Parameter and field names (lower case) whose values are secrets.
 SECRET_NAMES = frozenset({
@@ -27,7 +27,24 @@ PASSWORD_SENT = "[password sent, not stored]"
 
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _BEARER_RE = re.compile(r"(?i)\b(bearer|basic|dpop|negotiate|ntlm)\s+([A-Za-z0-9._~+/=-]{8,})")
-_PAIR_RE = re.compile(r"(?i)([\"']?)\b([a-z_-]{2,40})\1(\s*[:=]\s*)([\"']?)([^\"'&\s,<>;}]{1,8192})")
+# quotes as written or escaped: JSON inside JSON strings (\", \\\") and HTML-escaped JSON (&quot;)
+_Q = r"(?:\\*[\"']|&quot;|&#0*3[49];|&#x0*2[27];)?"
+
+
+def _alternation(words: frozenset[str]) -> tuple[str, str]:
+    """The names grouped by first letter, behind a look-ahead on those letters: about as fast as a
+    generic name pattern. Only secret names may match: a generic one would swallow what follows it
+    ("Error: code=X" read as name "Error", value "code=X", and the code left as it was)."""
+    groups: dict[str, list[str]] = {}
+    for w in sorted(words, key=len, reverse=True):
+        groups.setdefault(w[0], []).append(re.escape(w[1:]))
+    first = "".join(sorted(groups))
+    return f"(?=[\\\\\"'&{first}])", "|".join(f"{re.escape(c)}(?:{'|'.join(r)})" for c, r in sorted(groups.items()))
+
+
+_AHEAD, _NAMES = _alternation(SECRET_NAMES | PASSWORD_NAMES)
+_PAIR_RE = re.compile(r"(?i)" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1(\s*[:=]\s*)(" + _Q + r")"
+                      r"([^\"'&\s,<>;}\\]+)")
 
 
 class Fingerprinter:
@@ -36,7 +53,10 @@ class Fingerprinter:
 
     def fp(self, value: str | bytes, label: str) -> str:
         if isinstance(value, str):
-            value = value.encode("utf-8", "surrogateescape")
+            try:
+                value = value.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # a surrogate that is no escaped byte
+                value = value.encode("utf-8", "surrogatepass")
         return f"{label}#{hmac.new(self.key, value, hashlib.sha256).hexdigest()[:10]}"
 
     def value(self, name: str, value: str) -> str:
@@ -61,11 +81,15 @@ class Fingerprinter:
         """The URL with every secret in its query and fragment replaced by a fingerprint."""
         try:
             parts = urlsplit(url)
-        except ValueError:
+            query = self._qs(parts.query)
+            frag = self._qs(parts.fragment) if "=" in parts.fragment else self.text(parts.fragment)
+        except ValueError:  # not a URL, or bytes that no encoding can write back
             return self.text(url)
-        query = self._qs(parts.query)
-        frag = self._qs(parts.fragment) if "=" in parts.fragment else self.text(parts.fragment)
-        return urlunsplit((parts.scheme, parts.netloc, self.text(parts.path), query, frag))
+        netloc = parts.netloc
+        if "@" in netloc and ":" in netloc.rpartition("@")[0]:  # user:password@host
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.partition(':')[0]}:{quote(PASSWORD_SENT, safe='')}@{host}"
+        return urlunsplit((parts.scheme, netloc, self.text(parts.path), query, frag))
 
     def _qs(self, qs: str) -> str:
         if not qs:
@@ -73,7 +97,7 @@ class Fingerprinter:
         pairs = parse_qsl(qs, keep_blank_values=True)
         if not pairs:
             return self.text(qs)
-        return urlencode([(k, self.value(k, v)) for k, v in pairs], safe="#/:@!$'()*,;")
+        return urlencode([(k, self.value(k, v)) for k, v in pairs], safe="#/:@!$'()*,;", errors="surrogateescape")
 
     def text(self, text: str) -> str:
         """Free text (error bodies, descriptions): JWTs, auth header values and name=secret pairs replaced."""

@@ -160,6 +160,25 @@ class HopWriter:
         self._q.put(("stop", None))
         self._thread.join(timeout=30)
 
+    def _store(self, batch: list[NewHop]) -> None:
+        try:
+            ids = write_hops(self.engine, self.session_id, batch)
+        except Exception:  # one bad hop must not take the batch with it: retry one by one
+            ids = []
+            kept = []
+            for h in batch:
+                try:
+                    ids += write_hops(self.engine, self.session_id, [h])
+                    kept.append(h)
+                except Exception as e:
+                    log.error("authtrace: could not store a %s hop: %s", h.hop.get("role"), type(e).__name__)
+            batch = kept
+        if self.on_stored and ids:
+            try:
+                self.on_stored(batch, ids)
+            except Exception:
+                pass
+
     def _run(self) -> None:
         pending: list[NewHop] = []
         deadline = None
@@ -177,12 +196,7 @@ class HopWriter:
                     continue
             if pending:
                 batch, pending, deadline = pending, [], None
-                try:
-                    ids = write_hops(self.engine, self.session_id, batch)
-                    if self.on_stored:
-                        self.on_stored(batch, ids)
-                except Exception as e:  # keep capturing; the user learns once per failure
-                    log.error("authtrace: could not store %d hop(s): %s", len(batch), e)
+                self._store(batch)
             if what == "call":
                 try:
                     item()
