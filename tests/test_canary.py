@@ -88,6 +88,19 @@ def test_imported_captures_keep_no_canary(tmp_path):
     terminal = imp.stdout + imp.stderr + ses.stdout + ses.stderr
     assert leaks(terminal, secrets) == []
     assert leaks(db_bytes(db), secrets) == []
+    # what is shared: the HTML timeline, the JSON, and `check`'s lines
+    for sid in (1, 2, 3):
+        html = tmp_path / f"r{sid}.html"
+        rep = subprocess.run(CLI + ["report", str(sid), "--db", str(db), "-o", str(html)], capture_output=True,
+                             text=True, timeout=120)
+        assert rep.returncode == 0, rep.stderr
+        js = subprocess.run(CLI + ["report", str(sid), "--db", str(db), "--json"], capture_output=True, text=True,
+                            timeout=120)
+        assert js.returncode == 0 and json.loads(js.stdout)["hops"] == want
+        assert leaks(html.read_text() + rep.stdout + rep.stderr + js.stdout + js.stderr, secrets) == []
+    chk = subprocess.run(CLI + ["check", *files, "--json"], capture_output=True, text=True, timeout=120)
+    assert chk.returncode in (0, 1), chk.stderr
+    assert leaks(chk.stdout + chk.stderr, secrets) == []
 
 
 class Replay:
