@@ -91,24 +91,31 @@ def cmd_sessions(args) -> int:
 
 
 def _watch_findings(db_path: str, since: float, stop) -> None:
-    """While recording, re-run the checks when new hops arrive and print each new finding once."""
+    """While recording, re-run the checks when new hops arrive and print each new finding once it
+    has held for two checks in a row: a finding that the next hop explains away (a scope granted
+    by the refresh answer 200 ms later) is never printed."""
     from authtrace.reports.checks import run_checks
     from authtrace.reports.diagnose import finding_line
     from authtrace.store import db
 
-    engine, seen, hops_seen = None, set(), -1
+    engine, printed, pending, hops_seen = None, set(), {}, -1
     while not stop.wait(2.0):
         try:
             engine = engine or db.open_db(db_path)
             session = db.load_session(engine)
-            if session is None or session.created < since or session.hops == hops_seen or session.hops > 20000:
+            if session is None or session.created < since or session.hops > 20000:
+                continue
+            if session.hops == hops_seen and not pending:
                 continue
             hops_seen = session.hops
+            now = {}
             for f in run_checks(db.load_hops(engine, session.id), db.load_tokens(engine, session.id)):
-                key = (f["kind"], f["title"])
-                if key not in seen:
-                    seen.add(key)
+                now[(f["kind"], f["title"])] = f
+            for key, f in now.items():
+                if key in pending and key not in printed:
+                    printed.add(key)
                     print("FINDING " + finding_line(f), flush=True)
+            pending = {k: f for k, f in now.items() if k not in printed}
         except Exception:  # the capture matters more than the live hint
             continue
 

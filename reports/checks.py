@@ -27,26 +27,59 @@ SILENT_ERRORS = {"interaction_required", "login_required", "consent_required", "
 LEEWAY_S = 300
 
 
+HOP_FIELDS = ("id", "seq", "started", "duration_ms", "role", "method", "url", "host", "path", "status", "is_error",
+              "actor", "user_agent", "code_fp", "state", "nonce", "client_id", "initiator", "params", "response",
+              "error", "headers", "body_excerpt", "note")
+TOKEN_FIELDS = ("id", "hop_id", "where", "kind", "fingerprint", "format", "header", "claims", "signature")
+
+
+class _Row:
+    """A plain copy of a stored row: checks read attributes tens of thousands of times, and ORM
+    attribute access costs ~10x a plain one. Rows compare by identity."""
+
+    __slots__ = HOP_FIELDS + tuple(f for f in TOKEN_FIELDS if f not in HOP_FIELDS) + ("__dict__",)
+
+    def __init__(self, row, fields):
+        for f in fields:
+            setattr(self, f, getattr(row, f, None))
+
+
 class Session:
     """A session's hops with the indexes the checks share."""
 
     def __init__(self, hops: list, tokens: list, expect_audience: dict[str, str] | None = None):
-        self.hops = sorted(hops, key=lambda h: (h.started, h.seq))
+        self.hops = sorted((_Row(h, HOP_FIELDS) for h in hops), key=lambda h: (h.started, h.seq))
         self.by_id = {h.id: h for h in self.hops}
         self.tokens: dict[int, list] = defaultdict(list)
         for t in tokens:
-            self.tokens[t.hop_id].append(t)
+            self.tokens[t.hop_id].append(_Row(t, TOKEN_FIELDS))
         self.expect = expect_audience or {}
         self.authorize = [h for h in self.hops if h.role == "authorize"]
         self.callbacks = [h for h in self.hops if h.role == "callback"]
         self.redemptions = [h for h in self.hops if h.role == "token" and h.code_fp]
         self.skew = _clock_skew(self.hops)
+        self._params: dict[int, dict] = {}
+        self._auth_for: dict[int, list] = {}
+        self.auth_by_state: dict[str, list] = defaultdict(list)
+        self.auth_by_client: dict[str | None, list] = defaultdict(list)
+        for a in self.authorize:
+            if a.state:
+                self.auth_by_state[a.state].append(a)
+            self.auth_by_client[a.client_id].append(a)
+        self.state_by_code: dict[str, str] = {}
+        for c in self.callbacks:
+            if c.code_fp and c.state:
+                self.state_by_code.setdefault(c.code_fp, c.state)
 
     def params(self, h) -> dict:
-        out: dict = {}
-        for src in ("form", "json", "query", "fragment", "derived"):
-            for k, v in ((h.params or {}).get(src) or {}).items():
-                out.setdefault(k.lower(), v)
+        """Every request parameter of a hop by lower-case name (form and JSON first, as servers read them)."""
+        out = self._params.get(h.id)
+        if out is None:
+            out = {}
+            for src in ("form", "json", "query", "fragment", "derived"):
+                for k, v in ((h.params or {}).get(src) or {}).items():
+                    out.setdefault(k.lower(), v)
+            self._params[h.id] = out
         return out
 
     def error_text(self, h) -> str:
@@ -56,19 +89,18 @@ class Session:
 
     def authorize_for(self, h) -> list:
         """The authorize hops this hop belongs to: by state, then by code via its callback, then by client."""
-        state = h.state
-        if not state and h.code_fp:
-            cbs = [c for c in self.callbacks if c.code_fp == h.code_fp and c.state]
-            state = cbs[0].state if cbs else None
-        if state:
-            found = [a for a in self.authorize if a.state == state]
-            if found:
-                return found
-        cid = h.client_id or self.params(h).get("client_id")
-        return [a for a in self.authorize if not cid or a.client_id == cid]
+        found = self._auth_for.get(h.id)
+        if found is None:
+            state = h.state or (self.state_by_code.get(h.code_fp) if h.code_fp else None)
+            found = self.auth_by_state.get(state, []) if state else []
+            if not found:
+                cid = h.client_id or self.params(h).get("client_id")
+                found = self.auth_by_client.get(cid, []) if cid else self.authorize
+            self._auth_for[h.id] = found
+        return found
 
     def access_tokens(self, h) -> list:
-        return [t for t in self.tokens.get(h.id, []) if t.where == "request.authorization"]
+        return [t for t in self.tokens.get(h.id, ()) if t.where == "request.authorization"]
 
 
 def _clock_skew(hops) -> dict[str, float]:
@@ -259,6 +291,8 @@ def wrong_audience(s: Session) -> list[dict]:
                 f"'<resource>/.default' or resource indicator) and send that one.",
                 [r.id for r in req] + [h.id], host=h.host, aud=auds, expected=sorted(exp[1]) if exp else None))
     # (b) requested resources that cannot fit the API host the flow's tokens are used at
+    reqs = [r for r in s.hops if r.role in ("authorize", "token") and au.resources_requested(s.params(r))]
+    asked = set().union(*(au.resources_requested(s.params(r)) for r in reqs)) if reqs else set()
     for h in s.hops:
         if h.role != "api" or _ok(h) or h.status not in (401, 403) or s.access_tokens(h) and any(
                 (t.claims or {}).get("aud") for t in s.access_tokens(h)):
@@ -266,8 +300,6 @@ def wrong_audience(s: Session) -> list[dict]:
         exp = au.expected_for(h.host, s.expect)
         if exp is None:
             continue
-        reqs = [r for r in s.hops if r.role in ("authorize", "token") and au.resources_requested(s.params(r))]
-        asked = set().union(*(au.resources_requested(s.params(r)) for r in reqs)) if reqs else set()
         if asked and not asked & exp[1] and (h.host, "req") not in seen:
             seen.add((h.host, "req"))
             out.append(finding(
@@ -549,6 +581,11 @@ def scope_not_granted(s: Session) -> list[dict]:
     if not answers:
         return []
     granted = set().union(*(set(h.response["fields"]["scope"].split()) for h in answers))
+    redeemed_for: dict[int, list] = defaultdict(list)  # authorize hop id -> its successful redemptions
+    for h in answers:
+        if h.code_fp:
+            for a in s.authorize_for(h):
+                redeemed_for[a.id].append(h)
     out = []
     for a in s.authorize:
         asked_raw = str(s.params(a).get("scope") or "")
@@ -561,7 +598,7 @@ def scope_not_granted(s: Session) -> list[dict]:
             if "/" in x and x.rsplit("/", 1)[1] in granted:  # resource-qualified scope granted by short name
                 continue
             missing.add(x)
-        redemptions = [h for h in answers if h.code_fp and a in s.authorize_for(h)]
+        redemptions = redeemed_for.get(a.id, [])
         if missing and redemptions:
             out.append(finding("scope_not_granted", "warning",
                                f"The token grants less than was asked: {', '.join(sorted(missing))} not granted.",
@@ -676,7 +713,7 @@ def notes(hops: list) -> list[str]:
     """Facts about the capture itself that are not faults of the sign-in."""
     out = []
     roles = {h.role for h in hops}
-    if "callback" in roles and "token" not in roles:
+    if "callback" in roles and "token" not in roles and not any(h.actor == "app" for h in hops):
         out.append("The app's code redemption (token request) is not visible in this capture: the app's back "
                    "channel did not go through the proxy. Findings rely on the browser's side; record with "
                    "`authtrace record --app` to see the token endpoint's answer too.")

@@ -22,7 +22,7 @@ from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = Path(__file__).resolve().parent
@@ -36,27 +36,65 @@ TEST_HOSTS = ("idp.test", "app.test", "api.test", "other.test")
 # --------------------------------------------------------------------------
 # THE proxy switch. "mitmdump" = bare mitmdump + routing addon (rig development);
 # "authtrace" = the product: `python -m authtrace record --db DB --listen-port N -- ...`.
-# Flip the default to "authtrace" once `authtrace record` works; the env var
-# AUTHTRACE_E2E_PROXY overrides it either way.
-PROXY_KIND = os.environ.get("AUTHTRACE_E2E_PROXY", "mitmdump")
+# The env var AUTHTRACE_E2E_PROXY overrides the default either way.
+PROXY_KIND = os.environ.get("AUTHTRACE_E2E_PROXY", "authtrace")
 # --------------------------------------------------------------------------
 
 
-def proxy_command(kind: str, *, port: int, confdir: Path, upstream_ca: Path, db: Path) -> list[str]:
-    """The command line that runs the recording proxy on 127.0.0.1:port."""
+def proxy_command(
+    kind: str,
+    *,
+    port: int,
+    confdir: Path,
+    upstream_ca: Path,
+    db: Path,
+    save_flows: Path | None = None,
+    hardump: Path | None = None,
+) -> list[str]:
+    """The command line that runs the recording proxy on 127.0.0.1:port.
+
+    save_flows: the raw flows (mitmproxy format), hardump: the same flows as a HAR written
+    at shutdown; both keep only ``*.test`` traffic (SAVE_FILTER).
+    """
     mitm_args = [
         "-s", str(ROUTING_ADDON),
         "--set", f"confdir={confdir}",
         "--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}",
         "--set", "listen_host=127.0.0.1",
     ]  # fmt: skip
+    if save_flows or hardump:
+        mitm_args += ["--set", f"save_stream_filter={SAVE_FILTER}"]
+    if hardump:
+        mitm_args += ["--set", f"hardump={hardump}"]
     if kind == "authtrace":
-        return [sys.executable, "-m", "authtrace", "record", "--db", str(db), "--listen-port", str(port), "--", *mitm_args]
+        save = ["--save-flows", str(save_flows)] if save_flows else []
+        return [
+            sys.executable, "-m", "authtrace", "record", "--db", str(db), "--listen-port", str(port), *save,
+            "--", *mitm_args,
+        ]  # fmt: skip
     if kind == "mitmdump":
         mitmdump = Path(sys.executable).with_name("mitmdump")
         exe = str(mitmdump) if mitmdump.exists() else (shutil.which("mitmdump") or "mitmdump")
-        return [exe, "--listen-port", str(port), *mitm_args]
+        save = ["--save-stream-file", str(save_flows)] if save_flows else []
+        return [exe, "--listen-port", str(port), *save, *mitm_args]
     raise ValueError(f"AUTHTRACE_E2E_PROXY must be 'mitmdump' or 'authtrace', not {kind!r}")
+
+
+# Saved captures keep only the test hosts (Chromium's own calls to Google hosts get a local 403
+# from routing.py and stay out). ~d matches request.host or the Host header (pretty_host).
+SAVE_FILTER = r"~d \.test$"
+
+
+def ensure_mitm_ca(confdir: Path) -> Path:
+    """Create mitmproxy's CA in confdir now (mitmproxy's own code), so it exists before any proxy runs.
+
+    Every proxy restart reuses it: the RP's REQUESTS_CA_BUNDLE and Chromium's SPKI pin stay valid.
+    """
+    from mitmproxy.certs import CertStore
+
+    confdir.mkdir(parents=True, exist_ok=True)
+    CertStore.from_store(confdir, "mitmproxy", 2048)
+    return confdir / "mitmproxy-ca-cert.pem"
 
 
 # ----------------------------------------------------------------- certificates
@@ -67,10 +105,11 @@ class PKI:
     ca_cert: Path  # PEM, the throwaway CA (mitmproxy trusts it for upstreams)
     cert: Path  # PEM leaf for every *.test name
     key: Path  # PEM PKCS#8 key of the leaf
+    signing_key: Path  # PEM RSA key the IdP signs tokens with (RS256)
 
 
 def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS) -> PKI:
-    """A throwaway CA and one leaf certificate for all test host names (EC P-256: fast)."""
+    """A throwaway CA, one leaf certificate for all test host names (EC P-256: fast), the IdP's RSA key."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -117,7 +156,12 @@ def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS) -> PKI:
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    pki = PKI(ca_cert=directory / "ca.pem", cert=directory / "leaf.pem", key=directory / "leaf-key.pem")
+    pki = PKI(
+        ca_cert=directory / "ca.pem",
+        cert=directory / "leaf.pem",
+        key=directory / "leaf-key.pem",
+        signing_key=directory / "idp-signing-key.pem",
+    )
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     pki.key.write_bytes(
@@ -126,6 +170,14 @@ def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS) -> PKI:
         )
     )
     pki.key.chmod(0o600)
+    # RSA key generation is the slowest part of the IdP's start on a busy machine: do it here, once.
+    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pki.signing_key.write_bytes(
+        signing_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    pki.signing_key.chmod(0o600)
     return pki
 
 
@@ -201,6 +253,7 @@ class Proc:
     cwd: Path | None = None
     popen: subprocess.Popen | None = field(default=None, repr=False)
     returncode: int | None = None
+    killed: bool = False  # needed SIGKILL after ignoring the polite signal
 
     def start(self) -> "Proc":
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +286,7 @@ class Proc:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.output().splitlines()[-lines:])
 
-    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if ready():
@@ -247,7 +300,7 @@ class Proc:
                 raise StartupError(f"{self.name} not ready after {timeout:.0f}s ({what})\n{self.tail()}")
             time.sleep(0.05)
 
-    def wait_for_line(self, marker: str, timeout: float = 20.0) -> None:
+    def wait_for_line(self, marker: str, timeout: float = 60.0) -> None:
         self.wait_until(lambda: marker in self.output(), f"printing {marker!r}", timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
@@ -259,6 +312,7 @@ class Proc:
                 self.popen.send_signal(sig)
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.popen.kill()
                 self.popen.wait(timeout=5)
             except ProcessLookupError:
@@ -288,26 +342,48 @@ def hop_rows(db: Path, after_rowid: int = 0) -> list[dict]:
         con.close()
 
 
-def hop_mark(db: Path) -> int:
-    """The highest hop rowid so far (0 if none): hops of the next scenario come after it."""
+def capture_sessions(db: Path) -> list[dict]:
+    """authtrace's capture sessions (id, source, kind, hops), oldest first (read-only)."""
     if not db.exists():
-        return 0
+        return []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        return con.execute("SELECT COALESCE(MAX(rowid), 0) FROM hop").fetchone()[0]
-    except sqlite3.OperationalError as exc:  # table not created yet
-        if "no such table" in str(exc):
-            return 0
-        raise
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute("SELECT id, source, kind, hops FROM capturesession ORDER BY id")]
     finally:
         con.close()
 
 
-def wait_for_hops(db: Path, after_rowid: int, done: Callable[[list[dict]], bool], timeout: float = 10.0) -> list[dict]:
-    """Poll the store until done(rows) holds (writes may lag behind the proxy), then return the rows."""
-    deadline = time.monotonic() + timeout
-    rows = hop_rows(db, after_rowid)
-    while not done(rows) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        rows = hop_rows(db, after_rowid)
-    return rows
+# ------------------------------------------------------------ authtrace's CLI
+
+
+@dataclass
+class CliRun:
+    """One `python -m authtrace ...` run started in the background; ``result()`` waits for it."""
+
+    args: list[str]
+    popen: subprocess.Popen = field(repr=False)
+    timeout: float = 120.0
+    _done: tuple[int, str, str] | None = field(default=None, repr=False)
+
+    def result(self) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr)."""
+        if self._done is None:
+            try:
+                out, err = self.popen.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                out, err = self.popen.communicate()
+                err += f"\n[killed after {self.timeout:.0f}s]"
+            self._done = (self.popen.returncode, out, err)
+        return self._done
+
+
+def authtrace_cli(*args: str | Path, cwd: Path = REPO) -> CliRun:
+    """Start ``python -m authtrace ARGS`` (the real command line) without waiting for it."""
+    cmd = [sys.executable, "-m", "authtrace", *map(str, args)]
+    popen = subprocess.Popen(
+        cmd, cwd=cwd, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    return CliRun(cmd, popen)

@@ -2,23 +2,31 @@
 //
 // Environment (argv[2] may give the port instead of IDP_PORT):
 //   IDP_PORT        port to listen on (127.0.0.1); issuer is https://idp.test:IDP_PORT
-//   APP_PORT        port of the relying party (redirect URI https://app.test:APP_PORT/callback)
+//   REDIRECT_URIS   the client's redirect URIs, separated by spaces or commas
+//                   (e.g. one per relying-party process of the rig)
+//   APP_PORT        shorthand for REDIRECT_URIS=https://app.test:APP_PORT/callback
+//                   (both may be given; the lists are joined)
 //   TLS_KEY         PEM private key for the HTTPS listener
 //   TLS_CERT        PEM certificate (SAN idp.test) for the HTTPS listener
+//   SIGNING_KEY     PEM RSA private key for signing (ID tokens, JWT access tokens);
+//                   generated at start when unset (slow under CPU contention)
 //   CLIENT_ID       default authtrace-rp
 //   CLIENT_SECRET   default authtrace-rp-secret
 //
 // Prints "IDP READY <issuer>" on stdout once listening.
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 
 import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.argv[2] || process.env.IDP_PORT);
-const appPort = Number(process.env.APP_PORT);
-if (!port || !appPort || !process.env.TLS_KEY || !process.env.TLS_CERT) {
-  console.error('usage: IDP_PORT APP_PORT TLS_KEY TLS_CERT must be set');
+const redirectUris = [
+  ...(process.env.APP_PORT ? [`https://app.test:${Number(process.env.APP_PORT)}/callback`] : []),
+  ...(process.env.REDIRECT_URIS || '').split(/[\s,]+/).filter(Boolean),
+];
+if (!port || !redirectUris.length || !process.env.TLS_KEY || !process.env.TLS_CERT) {
+  console.error('usage: IDP_PORT, REDIRECT_URIS (or APP_PORT), TLS_KEY and TLS_CERT must be set');
   process.exit(2);
 }
 const issuer = `https://idp.test:${port}`;
@@ -30,18 +38,21 @@ const RESOURCE_SERVERS = {
   'https://other.test': { scope: 'api:read', audience: 'https://other.test', accessTokenFormat: 'jwt', accessTokenTTL: 600 },
 };
 
-const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  .privateKey.export({ format: 'jwk' });
+const started = Date.now();
+const signingKey = (process.env.SIGNING_KEY
+  ? createPrivateKey(readFileSync(process.env.SIGNING_KEY))
+  : generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
+).export({ format: 'jwk' });
 
 const provider = new Provider(issuer, {
   clients: [{
     client_id: process.env.CLIENT_ID || 'authtrace-rp',
     client_secret: process.env.CLIENT_SECRET || 'authtrace-rp-secret',
     token_endpoint_auth_method: 'client_secret_basic',
-    redirect_uris: [`https://app.test:${appPort}/callback`],
+    redirect_uris: [...new Set(redirectUris)],
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    scope: 'openid profile email api:read',
+    scope: 'openid profile email', // OIDC scopes; api:read belongs to the resource servers below
   }],
   jwks: { keys: [{ ...signingKey, kid: 'e2e-rs256', alg: 'RS256', use: 'sig' }] },
   cookies: { keys: ['authtrace-e2e-cookie-key'] },
@@ -90,7 +101,7 @@ const server = https.createServer(
   provider.callback(),
 );
 server.listen(port, '127.0.0.1', () => {
-  console.log(`IDP READY ${issuer}`);
+  console.log(`IDP READY ${issuer} (${Date.now() - started} ms after modules loaded); redirect URIs ${[...new Set(redirectUris)].join(' ')}`);
 });
 
 // Keep-alive connections from the proxy would keep server.close() waiting.

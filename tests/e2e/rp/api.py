@@ -2,12 +2,17 @@
 
 One process answers for every API host (api.test, other.test): the audience
 it expects is ``https://<Host header without port>``. Bearer tokens must be
-RFC 9068 JWTs signed by the IdP (keys from its JWKS, fetched through the proxy
-with ``requests``), issued by ISSUER, with that audience, and not expired.
+RFC 9068 JWTs signed by the IdP (keys from its JWKS, fetched with ``requests``
+once and cached), issued by ISSUER, with that audience, and not expired.
 Failures answer 401 with ``WWW-Authenticate: Bearer error="invalid_token",
 error_description="..."`` (RFC 6750).
 
-Environment: API_PORT, ISSUER, TLS_CERT, TLS_KEY.
+The rig runs it WITHOUT the proxy (E2E_RESOLVE_TEST_HOSTS, testdns.py, and
+REQUESTS_CA_BUNDLE = the rig's own CA): a resource server's key fetches are not part
+of anyone's sign-in, and keeping them out makes every scenario's capture the same
+whatever ran before. The calls TO the API (from the app) do go through the proxy.
+
+Environment: API_PORT, ISSUER, TLS_CERT, TLS_KEY, E2E_RESOLVE_TEST_HOSTS.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from authlib.jose import JsonWebKey, JsonWebToken
 from authlib.jose.errors import JoseError
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
+
+import testdns  # next to this file
+
+testdns.install_from_env()
 
 PORT = int(os.environ["API_PORT"])
 ISSUER = os.environ["ISSUER"]

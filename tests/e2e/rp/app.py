@@ -10,6 +10,10 @@ Environment:
   API_URL         e.g. https://api.test:9443/data
   TLS_CERT, TLS_KEY
   CLIENT_ID, CLIENT_SECRET
+  E2E_RESOLVE_TEST_HOSTS  TEST-ONLY: an IP address (e.g. 127.0.0.1) that every ``*.test``
+                  name resolves to inside this process (testdns.py), for an app run WITHOUT
+                  the proxy; it then also needs REQUESTS_CA_BUNDLE set to the servers' own CA.
+                  The proxied app leaves name resolution to the proxy.
 
 Routes:
   /            home: "not signed in" or the stored result of the sign-in
@@ -35,6 +39,10 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, g, request, session
 from werkzeug.serving import make_server
+
+import testdns  # next to this file
+
+testdns.install_from_env()  # TEST-ONLY, when E2E_RESOLVE_TEST_HOSTS is set (the app WITHOUT the proxy)
 
 PORT = int(os.environ["APP_PORT"])
 ISSUER = os.environ["ISSUER"]
@@ -119,6 +127,10 @@ def home():
 
 @app.get("/login")
 def login():
+    # Every sign-in starts from the discovery document and fetches the JWKS again, as a freshly
+    # started app would: each scenario's capture then holds the same hops whatever ran before.
+    for cached in ("_loaded_at", "jwks"):
+        oauth.idp.server_metadata.pop(cached, None)
     resources = request.args.getlist("resource")
     extra = {"resource": resources} if resources else {}
     session["api_resource"] = resources[0] if resources else DEFAULT_RESOURCE
