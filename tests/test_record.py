@@ -114,7 +114,7 @@ def test_record_live_with_curl(tmp_path):
         engine = db.open_db(dbp)
         roles = [h.role for h in db.load_hops(engine, 1)]
         assert roles == ["authorize", "callback", "token", "api"]
-        time.sleep(2.5)  # findings are printed as they appear, checked every 2 s
+        time.sleep(5)  # findings are printed once they hold for two checks, 2 s apart
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
