@@ -8,6 +8,7 @@ session has learnt so far: endpoints from discovery documents, IdP hosts, redire
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -62,6 +63,8 @@ class Context:
         self.keys: dict[str, Any] = {}  # kid -> PyJWK
         self.pending: OrderedDict[str, tuple[str, dict]] = OrderedDict()  # fp -> (raw jwt, header)
         self.signature_updates: dict[str, str] = {}
+        self.decoded: OrderedDict[str, Any] = OrderedDict()  # fp -> (header, claims) | None
+        self.verified: dict[str, str] = {}  # fp -> verified | failed
 
     def take_signature_updates(self) -> dict[str, str]:
         out, self.signature_updates = self.signature_updates, {}
@@ -72,6 +75,8 @@ class Context:
         alg = str(header.get("alg", "")).lower()
         if alg in ("", "none"):
             return "none"
+        if fp in self.verified:
+            return self.verified[fp]
         kid = header.get("kid")
         key = self.keys.get(kid) if isinstance(kid, str) and kid else None
         if key is None and not header.get("kid") and len(self.keys) == 1:
@@ -81,7 +86,8 @@ class Context:
             if len(self.pending) > 2000:
                 self.pending.popitem(last=False)
             return "unknown"
-        return _verify(raw, key, header)
+        self.verified[fp] = _verify(raw, key, header)
+        return self.verified[fp]
 
     def learn_jwks(self, doc: Any) -> None:
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
@@ -99,7 +105,7 @@ class Context:
             kid = header.get("kid")
             key = self.keys.get(kid) if isinstance(kid, str) else None
             if key is not None:
-                self.signature_updates[fp] = _verify(raw, key, header)
+                self.signature_updates[fp] = self.verified[fp] = _verify(raw, key, header)
                 del self.pending[fp]
 
     def learn_discovery(self, doc: Any, host: str) -> None:
@@ -125,13 +131,16 @@ class Context:
 
 
 def _verify(raw: str, key: Any, header: dict) -> str:
+    """The signature over `header.payload` checked with the algorithm the header names (PyJWT's
+    algorithm objects; the token was already parsed, so it is not parsed again)."""
     if header.get("nonce") and header.get("typ") == "JWT" and "graph" in str(header.get("x5t", "")).lower():
         return "unknown"
     try:
-        jwt.api_jws.decode_complete(raw, key=key, algorithms=[header.get("alg")],
-                                    options={"verify_signature": True})
-        return "verified"
-    except (jwt.PyJWTError, ValueError, TypeError):
+        signing_input, _, sig = raw.rpartition(".")
+        algo = jwt.get_algorithm_by_name(str(header.get("alg")))
+        signature = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        return "verified" if algo.verify(signing_input.encode(), key.key, signature) else "failed"
+    except Exception:  # unknown algorithm, key of the wrong type, bad base64
         return "failed"
 
 
@@ -218,6 +227,23 @@ def _json_body(text: str) -> Any:
         return None
 
 
+class _Msg:
+    """A request or response whose headers are one plain dict (lower-case names, first value wins):
+    a hop reads ~60 headers, and each mitmproxy Headers lookup scans and lower-cases every name."""
+
+    __slots__ = ("_m", "headers")
+
+    def __init__(self, m: http.Message):
+        self._m = m
+        h: dict[str, str] = {}
+        for k, v in m.headers.fields:
+            h.setdefault(k.decode("latin-1").lower(), v.decode("utf-8", "surrogateescape"))
+        self.headers = h
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._m, name)
+
+
 def flow_to_hops(flow: http.HTTPFlow, ctx: Context) -> list[NewHop]:
     req = flow.request
     resp = flow.response
@@ -231,7 +257,7 @@ def flow_to_hops(flow: http.HTTPFlow, ctx: Context) -> list[NewHop]:
     body_head = (req.raw_content or b"")[:8192] if req.method not in ("GET", "HEAD") else b""
     if not might_be_auth(url, host, bool(auth), body_head, location, ctx):
         return []
-    hops = _classify(flow, ctx, host, url, auth, location)
+    hops = _classify(flow, _Msg(req), _Msg(resp) if resp is not None else None, ctx, host, url, auth, location)
     for h in hops:
         _scrub(h.hop)
     return hops
@@ -245,9 +271,9 @@ def _scrub(hop: dict) -> None:
             hop[k] = v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str, location: str) -> list[NewHop]:
+def _classify(flow: http.HTTPFlow, req: _Msg, resp: _Msg | None, ctx: Context, host: str, url: str, auth: str,
+              location: str) -> list[NewHop]:
     fpr = ctx.fpr
-    req, resp = flow.request, flow.response
     parts = urlsplit(url)
     path = parts.path or "/"
     bare = f"{parts.scheme}://{parts.netloc.lower()}{path.rstrip('/')}"
@@ -307,7 +333,6 @@ def _classify(flow: http.HTTPFlow, ctx: Context, host: str, url: str, auth: str,
             tokens.append(_token(ctx, cred.strip(), "request.authorization", "access_token"))
         elif scheme.lower() == "basic" and cred:
             try:
-                import base64
                 user = base64.b64decode(cred.strip() + "==").decode("utf-8", "replace").split(":", 1)[0]
                 params.setdefault("derived", {})["basic_client_id"] = fpr.text(user)
             except ValueError:
@@ -524,12 +549,20 @@ def _is_navigation(req: http.Request, method: str) -> bool:
 
 def _token(ctx: Context, raw: str, where: str, kind: str) -> dict:
     fp = ctx.fpr.fp(raw, kind)
-    decoded = decode_jwt(raw) if JWT_RE.fullmatch(raw) else None
+    decoded = ctx.decoded.get(fp, False)
+    if decoded is False:  # bearer tokens repeat on every API call: decode each once per session
+        decoded = decode_jwt(raw) if JWT_RE.fullmatch(raw) else None
+        if decoded is not None:
+            header, claims = decoded
+            claims = {k: (ctx.fpr.text(v) if isinstance(v, str) and JWT_RE.search(v) else v) for k, v in claims.items()}
+            decoded = (header, claims)
+        ctx.decoded[fp] = decoded
+        if len(ctx.decoded) > 4096:
+            ctx.decoded.popitem(last=False)
     if decoded is None:
         return {"where": where, "kind": kind, "fingerprint": fp, "format": "opaque", "header": None,
                 "claims": None, "signature": "unknown"}
     header, claims = decoded
-    claims = {k: (ctx.fpr.text(v) if isinstance(v, str) and JWT_RE.search(v) else v) for k, v in claims.items()}
     return {"where": where, "kind": kind, "fingerprint": fp, "format": "jwt", "header": header,
             "claims": claims, "signature": ctx.signature(raw, header, fp)}
 
