@@ -45,6 +45,8 @@ def _alternation(words: frozenset[str]) -> tuple[str, str]:
 _AHEAD, _NAMES = _alternation(SECRET_NAMES | PASSWORD_NAMES)
 _PAIR_RE = re.compile(r"(?i)" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1(\s*[:=]\s*)(" + _Q + r")"
                       r"([^\"'&\s,<>;}\\]+)")
+# every match, overlapping ones too: in `code= "access_token": "X"` both values are secrets
+_PAIRS_RE = re.compile(r"(?i)(?=" + _PAIR_RE.pattern[4:] + ")")
 
 
 class Fingerprinter:
@@ -106,15 +108,22 @@ class Fingerprinter:
         text = JWT_RE.sub(lambda m: self.fp(m.group(0), "jwt"), text)
         text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {self.fp(m.group(2), m.group(1).lower())}", text)
 
-        def pair(m: re.Match) -> str:
-            name = m.group(2).lower()
+        spans: list[tuple[int, int, str]] = []
+        for m in _PAIRS_RE.finditer(text):
+            name, value = m.group(2).lower(), m.group(5)
             if name in PASSWORD_NAMES:
-                return m.group(0)[: m.start(5) - m.start(0)] + PASSWORD_SENT
-            if name in SECRET_NAMES and "#" not in m.group(5):
-                return m.group(0)[: m.start(5) - m.start(0)] + self.fp(m.group(5), name)
-            return m.group(0)
-
-        return _PAIR_RE.sub(pair, text)
+                spans.append((m.start(5), m.end(5), PASSWORD_SENT))
+            elif "#" not in value:
+                spans.append((m.start(5), m.end(5), self.fp(value, name)))
+        if not spans:
+            return text
+        out, pos = [], 0
+        for start, end, repl in sorted(spans):
+            if start < pos:  # inside a value already replaced
+                continue
+            out += [text[pos:start], repl]
+            pos = end
+        return "".join(out) + text[pos:]
 
 
 def s256(verifier: str) -> str:

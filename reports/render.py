@@ -5,18 +5,25 @@
 report that holds a raw secret.
 
 Safety rules the output keeps:
-* every captured string is hostile input. The page, the findings and each hop's summary line come
-  from the Jinja2 template (`autoescape=True`, `StrictUndefined`); the decoded details of a hop are
-  built here by `_body_html`, where every value passes through `html.escape` (`_e`) and markup comes
-  only from constants. Nothing captured ever becomes an attribute that loads or navigates (`href`,
-  `src`) or a class name: the only links are `#hop-N` / `#finding-N` anchors built from integers;
+* every captured string is hostile input. The page around the timeline and the findings come from
+  the Jinja2 template (`autoescape=True`, `StrictUndefined`); each hop (its summary line and its
+  decoded details) is built here by `_hop_view` / `_body_html` / `_tokens_html`, where every value
+  passes through MarkupSafe's escaper (`_e`, the one Jinja uses) and markup comes only from constants.
+  Nothing captured ever becomes an attribute that loads or navigates (`href`, `src`) or a class name:
+  the only links are `#hop-N` / `#finding-N` anchors built from integers and `#tok-<hex>` / `#tok-nN`
+  anchors built from a fingerprint's hex digits (checked by a regex) or an integer;
 * no script at all; the one inline `<style>` is allowed by its SHA-256 in a strict
   Content-Security-Policy (`default-src 'none'`), so the file makes no request of any kind;
-* everything reads with scripting off: hop details are `<details>/<summary>`, opened for print.
+* everything reads with scripting off: hop details are `<details>/<summary>`, opened for print, and
+  following a `#hop-N` or `#tok-…` link opens the hop it lands in.
 
 Speed: each hop is precomputed here in plain Python (times, lanes, flow groups, its details as one
-escaped HTML string), so the template prints a dozen values per hop; a token used at many hops shows
-its claims once. 10,000 hops render in about a second.
+escaped HTML string) and spliced into the page once, not passed through the template. A token's full
+card (header, all claims) is printed once, at the first hop that carries it; its later uses print a
+short card (fingerprint linking to the full one, aud, exp against the hop's time) made mostly from
+fragments cached per fingerprint. Blocks that repeat from hop to hop (headers, query parameters,
+user agent, the endpoint part of the summary line) are escaped once per distinct value (`_Shared`).
+10,000 hops (300 sign-ins, 30 API calls each) render in about half a second.
 """
 from __future__ import annotations
 
@@ -103,13 +110,20 @@ except ImportError:  # pragma: no cover - pure-Python MarkupSafe
         return html.escape(s, quote=True)
 
 
+_FIELD_SETS: dict[tuple[str, ...], frozenset] = {}
+
+
 def _as_dict(o: Any, fields: tuple[str, ...]) -> dict:
     """A row as a plain dict: dicts pass through, model objects give their loaded column values."""
     if isinstance(o, dict):
         return o
     d = getattr(o, "__dict__", None)
-    if isinstance(d, dict) and all(f in d for f in fields):
-        return d
+    if isinstance(d, dict):
+        need = _FIELD_SETS.get(fields)
+        if need is None:
+            need = _FIELD_SETS[fields] = frozenset(fields)
+        if d.keys() >= need:  # every column loaded (none expired)
+            return d
     return {f: getattr(o, f, None) for f in fields}
 
 
@@ -449,40 +463,148 @@ def _claims_table(claims: dict, at: float | None, presented: bool, pii: _Pii,
     return "".join(out), flags
 
 
-def _tokens_html(toks: list[dict], at: float | None, seen: dict[str, tuple], pii: _Pii,
-                 ref: tuple) -> tuple[str, str | None, list[str]]:
-    """Token cards of one hop, the audience of the first token and its time problems. `seen` maps
-    fingerprints to the (anchor, number) of the hop that showed their claims: a token used at a
-    thousand API calls prints its claims once, and at each use only aud, exp and nbf."""
+_TOK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}#([0-9a-f]{6,64})")  # what a fingerprint looks like: kind#hex
+
+
+class _Shared:
+    """What one render shares between hops: the PII masker, where each token's full card is, and
+    HTML fragments that repeat from hop to hop (a header block, a token at its thirtieth use)."""
+
+    def __init__(self, pii: _Pii, toks: list[dict]):
+        self.pii = pii
+        self.cards: dict[str, tuple[str, Any]] = {}  # fingerprint -> (element id of its full card, hop number)
+        self.ids: set[str] = set()
+        self.sections: dict[tuple, str] = {}
+        self.rows: dict[tuple, str] = {}
+        self.middles: dict[tuple, str] = {}
+        self.heads: dict[tuple, str] = {}
+        self.uses: dict[str, tuple] = {}  # fingerprint -> (aud, exp / nbf): what its later uses print
+        self.hops_of: dict[str, set] = {}  # fingerprint -> the hops that carry it
+        for t in toks:
+            fp = t.get("fingerprint")
+            if fp:
+                self.hops_of.setdefault(str(fp), set()).add(t.get("hop_id"))
+
+    def card_id(self, fp: str) -> str:
+        """`tok-<hex>` from the fingerprint's own digits (checked: hex only), else `tok-n<N>`."""
+        m = _TOK_ID.fullmatch(fp)
+        cid = f"tok-{m.group(1)}" if m else ""
+        if not cid or cid in self.ids:
+            cid = f"tok-n{len(self.ids) + 1}"
+        self.ids.add(cid)
+        return cid
+
+    def row(self, name: str, value: str, mask: bool = True) -> str:
+        """One table row of a value that repeats from hop to hop (actor, client_id, user agent)."""
+        key = (name, value, mask)
+        out = self.rows.get(key)
+        if out is None:
+            out = self.rows[key] = (f"<tr><th>{_e(name)}</th>"
+                                    f"<td>{_e(self.pii.text(value) if mask else value)}</td></tr>")
+        return out
+
+    def kv_section(self, title: str, d: dict) -> str:
+        """`_section(title, table of d)`, made once per distinct (title, all-string dict)."""
+        items = tuple(d.items())
+        for k, v in items:
+            if type(v) is not str or type(k) is not str:  # 1 == True == 1.0: only strings make a safe key
+                return _section(title, _table(_pairs(d, self.pii)))
+        key = (title, items)
+        out = self.sections.get(key)
+        if out is None:
+            out = self.sections[key] = _section(title, _table(_pairs(d, self.pii)))
+        return out
+
+
+def _time_rows(claims: dict, pii: _Pii) -> tuple[str | None, list[tuple[str, float, str]]]:
+    """A token's audience and its exp / nbf as (name, value, readable UTC): what each later use shows."""
+    aud = _compact(pii.claim("aud", claims["aud"])) if "aud" in claims else None
+    times = []
+    for k in ("exp", "nbf"):
+        n = _num(claims.get(k))
+        if n is not None and 1e8 < n < 1e11:
+            times.append((k, n, f"{utc(n, date=True)} UTC"))
+    return aud, times
+
+
+def _tokens_html(toks: list[dict], at: float | None, st: _Shared, ref: tuple) -> tuple[str, str | None, list[str]]:
+    """Token cards of one hop, the audience of the first token and its time problems.
+
+    A token's full card (header and all claims) is printed once, at the first hop that carries it,
+    with `id="tok-…"`; each later hop that carries the same fingerprint prints a short card that links
+    there and shows only what changes with the hop: audience, expiry against the hop's time (and
+    not-before when the token is not valid yet). A token used at a thousand API calls prints its claims
+    once."""
+    pii = st.pii
     out = []
     aud = None
     flags: list[str] = []
     for t in toks:
         fp = str(t.get("fingerprint") or "")
         where = str(t.get("where") or "")
+        kind = str(t.get("kind") or "token")
         claims = t.get("claims")
+        has_claims = isinstance(claims, dict)
+        presented = where.startswith(_PRESENTED)
+        first = st.cards.get(fp) if fp else None
+        if first is not None:  # seen before: a short card, most of it made once per (token, place)
+            sig = str(t.get("signature") or "unknown")
+            hkey = (fp, kind, where, str(t.get("format") or ""), sig, has_claims)
+            head = st.heads.get(hkey)
+            if head is None:
+                cid, num = first
+                head = st.heads[hkey] = (
+                    f'<section class="sec token"><h4>{_e(kind)} <span class="muted">· {_e(where)}</span></h4>'
+                    f'<table class="kv"><tr><th>fingerprint</th><td><a href="#{_e(cid)}">{_e(fp)}</a>'
+                    f' <span class="muted">· {_e(hkey[3])} ·</span> <span class="{_SIG_CLASS.get(sig, "muted")}">'
+                    f'{_e(sig)}</span> <span class="muted">· {"claims" if has_claims else "first seen"} at '
+                    f'#{_e(str(num))}</span></td></tr>')
+            parts = [head]
+            if has_claims:
+                use = st.uses.get(fp)
+                if use is None:
+                    use = st.uses[fp] = _time_rows(claims, pii)
+                t_aud, times = use
+                if t_aud is not None:
+                    parts.append(f"<tr><th>aud</th><td>{_e(t_aud)}</td></tr>")
+                    if aud is None:
+                        aud = t_aud
+                for k, n, when in times:
+                    if at is None:
+                        if k == "exp":
+                            parts.append(f"<tr><th>exp</th><td>{when}</td></tr>")
+                        continue
+                    text, bad = _time_note(k, n, at, presented)
+                    if k == "nbf" and not bad:
+                        continue  # valid from before this hop: the full card has the time
+                    parts.append(f'<tr><th>{k}</th><td>{when} <span class="note{" bad" if bad else ""}">— '
+                                 f"{_e(text)}</span></td></tr>")
+                    if bad and presented:
+                        flags.append(f"{k}: {text}")
+            parts.append("</table></section>")
+            out.append("".join(parts))
+            continue
+        # first sight (or no fingerprint): the full card
         sig = str(t.get("signature") or "unknown")
-        first = seen.get(fp) if fp else None
+        cid = ""
+        if fp:
+            cid = st.card_id(fp)
+            st.cards[fp] = (cid, ref[1])
         rows = (f'<table class="kv"><tr><th>fingerprint</th><td>{_e(fp)}</td></tr>'
                 f'<tr><th>format</th><td>{_e(str(t.get("format") or ""))}</td></tr>'
                 f'<tr><th>signature</th><td><span class="{_SIG_CLASS.get(sig, "muted")}">{_e(sig)}</span></td></tr>')
-        if isinstance(claims, dict) and first is not None:
-            rows += (f'<tr><th>claims</th><td>as shown at <a href="#hop-{_e(str(first[0]))}">'
-                     f'#{_e(str(first[1]))}</a></td></tr>')
+        n_hops = len(st.hops_of.get(fp, ())) if fp else 0
+        if n_hops > 1:
+            rows += f"<tr><th>seen</th><td>at {n_hops} hops (the later ones link here)</td></tr>"
         rows += "</table>"
-        parts = [f'<section class="sec token"><h4>{_e(str(t.get("kind") or "token"))} '
+        id_attr = f' id="{_e(cid)}"' if cid else ""
+        parts = [f'<section class="sec token"{id_attr}><h4>{_e(kind)} '
                  f'<span class="muted">· {_e(where)}</span></h4>', rows]
-        if isinstance(claims, dict):
-            presented = where.startswith(_PRESENTED)
-            if first is None:
-                if fp:
-                    seen[fp] = ref
-                header = t.get("header")
-                if isinstance(header, dict) and header:
-                    parts.append("<h5>Header</h5>" + _table(_pairs(header, pii)))
-                table, bad = _claims_table(claims, at, presented, pii)
-            else:
-                table, bad = _claims_table(claims, at, presented, pii, only=("aud", "exp", "nbf"))
+        if has_claims:
+            header = t.get("header")
+            if isinstance(header, dict) and header:
+                parts.append("<h5>Header</h5>" + _table(_pairs(header, pii)))
+            table, bad = _claims_table(claims, at, presented, pii)
             parts.append("<h5>Claims</h5>" + table)
             if aud is None and "aud" in claims:
                 aud = _compact(pii.claim("aud", claims["aud"]))
@@ -499,36 +621,41 @@ def _state_text(state: str, decoded: Any) -> str:
     return state
 
 
-def _body_html(h: dict, started: float | None, err: dict | None, response: dict, pii: _Pii,
+def _body_html(h: dict, started: float | None, err: dict | None, response: dict, st: _Shared,
                tokens_html: str) -> str:
     """The decoded details of one hop, most useful first: error, request, parameters, state,
     response, tokens, fingerprints and cookies, headers, body excerpt."""
+    pii = st.pii
     txt = pii.text
     out: list[str] = []
     if err:  # what went wrong, with the ids a provider's support asks for
         rows = [(k, _compact(err[k])) for k in _ERROR_ORDER if k in err]
         rows += [(str(k), _compact(v)) for k, v in err.items() if k not in _ERROR_ORDER]
         out.append(_section("Error", _table(rows, _HL), " error"))
-    rows = [("url", txt(str(h.get("url") or ""))), ("started", f"{utc(started, ms=True, date=True)} UTC")]
+    # the Request box, written out: it is in every hop (values that repeat are escaped once, by st.row)
+    req = ['<section class="sec"><h4>Request</h4><table class="kv"><tr><th>url</th><td>',
+           _e(txt(str(h.get("url") or ""))), "</td></tr><tr><th>started</th><td>",
+           utc(started, ms=True, date=True), " UTC</td></tr>"]
     dur = _num(h.get("duration_ms"))
     if dur is not None:
-        rows.append(("duration", f"{dur:.0f} ms"))
-    rows.append(("actor", str(h.get("actor") or "")))
+        req.append(f"<tr><th>duration</th><td>{dur:.0f} ms</td></tr>")
+    req.append(st.row("actor", str(h.get("actor") or ""), False))
     if h.get("client_id"):
-        rows.append(("client_id", txt(str(h["client_id"]))))
+        req.append(st.row("client_id", str(h["client_id"])))
     if h.get("user_agent"):
-        rows.append(("user agent", txt(str(h["user_agent"]))))
+        req.append(st.row("user agent", str(h["user_agent"])))
     init = h.get("initiator")
     if isinstance(init, dict):
-        rows += [(f"initiator {k}", txt(_compact(v))) for k, v in init.items()]
+        req += [f"<tr><th>{_e(f'initiator {k}')}</th><td>{_e(txt(_compact(v)))}</td></tr>" for k, v in init.items()]
     if h.get("note"):
-        rows.append(("note", txt(str(h["note"]))))
-    out.append(_section("Request", _table(rows)))
+        req.append(f"<tr><th>note</th><td>{_e(txt(str(h['note'])))}</td></tr>")
+    req.append("</table></section>")
+    out.append("".join(req))
     params = h.get("params")
     if isinstance(params, dict):
         for src, values in params.items():
             if isinstance(values, dict) and values:
-                out.append(_section(f"Parameters · {src}", _table(_pairs(values, pii))))
+                out.append(st.kv_section(f"Parameters · {src}", values))
     state, decoded, nonce = h.get("state"), h.get("state_decoded"), h.get("nonce")
     if state or decoded or nonce:
         rows = []
@@ -552,9 +679,9 @@ def _body_html(h: dict, started: float | None, err: dict | None, response: dict,
             if err:  # an error answer: its fields are in the Error box already
                 fields = {k: v for k, v in fields.items() if k not in err}
             if fields:
-                out.append(_section("Response · fields", _table(_pairs(fields, pii))))
+                out.append(st.kv_section("Response · fields", fields))
         if isinstance(response.get("www_authenticate"), dict):
-            out.append(_section("Response · WWW-Authenticate", _table(_pairs(response["www_authenticate"], pii))))
+            out.append(st.kv_section("Response · WWW-Authenticate", response["www_authenticate"]))
     out.append(tokens_html)
     rows = []
     if h.get("code_fp"):
@@ -574,16 +701,17 @@ def _body_html(h: dict, started: float | None, err: dict | None, response: dict,
     if isinstance(headers, dict):
         for side in ("request", "response"):
             if isinstance(headers.get(side), dict) and headers[side]:
-                out.append(_section(f"Headers · {side}", _table(_pairs(headers[side], pii))))
+                out.append(st.kv_section(f"Headers · {side}", headers[side]))
     if h.get("body_excerpt"):
         out.append(_section("Body excerpt", f"<pre>{_e(txt(str(h['body_excerpt'])))}</pre>"))
     return "".join(out)
 
 
 def _hop_view(h: dict, i: int, t0: float, prev: float | None, flows: dict, toks: list[dict],
-              seen_tokens: dict, pii: _Pii, app_hosts: set) -> dict:
+              st: _Shared, app_hosts: set) -> dict:
     """One hop of the timeline as escaped HTML (its summary line and its details), with the values
     the findings and the flow legend refer to."""
+    pii = st.pii
     key = _key(h)
     hid, seq = h.get("id"), h.get("seq")
     num = seq if isinstance(seq, int) else i + 1
@@ -594,8 +722,6 @@ def _hop_view(h: dict, i: int, t0: float, prev: float | None, flows: dict, toks:
     started = _num(h.get("started"))
     status = h.get("status")
     status = status if isinstance(status, int) and not isinstance(status, bool) else None
-    src, dst = lane_of(role, actor, host, app_hosts)
-    lo, hi = min(src, dst), max(src, dst)
     err = h.get("error")
     err = pii.deep(err) if isinstance(err, dict) and err else None
     response = h.get("response")
@@ -603,7 +729,7 @@ def _hop_view(h: dict, i: int, t0: float, prev: float | None, flows: dict, toks:
     code_fp = h.get("code_fp")
     flow = flows.get(key)
 
-    tokens_html, aud, token_flags = (_tokens_html(toks, started, seen_tokens, pii, (anchor, num)) if toks
+    tokens_html, aud, token_flags = (_tokens_html(toks, started, st, (anchor, num)) if toks
                                      else ("", None, []))
     # the line under host and path: what a reader scanning the timeline needs
     chips: list[tuple[str, str]] = []
@@ -628,31 +754,40 @@ def _hop_view(h: dict, i: int, t0: float, prev: float | None, flows: dict, toks:
     fcls = f"f{(flow - 1) % 8}" if flow else ""
     t_start = delta(started - t0) if started is not None else ""
     t_prev = f"<small>Δ {delta(started - prev)}</small>" if started is not None and prev is not None else ""
-    direction = "s" if src == dst else ("r" if dst > src else "l")
     chip_html = "".join(f'<span class="chip{_CHIP[c]}">{_e(text)}</span>' for c, text in chips)
     chip_html = f'<span class="chips">{chip_html}</span>' if chip_html else ""
     flow_html = f'<span class="ftag {fcls}">F{flow}</span>' if flow else ""
+    # lanes, role, method, host and path: the same for every call of one endpoint, made once
+    method, path = str(h.get("method") or ""), str(h.get("path") or "")
+    mkey = (role, actor, host, method, path)
+    middle = st.middles.get(mkey)
+    if middle is None:
+        src, dst = lane_of(role, actor, host, app_hosts)
+        lo, hi = min(src, dst), max(src, dst)
+        direction = "s" if src == dst else ("r" if dst > src else "l")
+        middle = st.middles[mkey] = (
+            f'<span class="lanes"><span class="arrow c{lo}{hi} {direction} to-{LANES[dst]}"><i></i></span></span>'
+            f'<span class="role r-{role if role in ROLES else "other"}">{_e(role)}</span>'
+            f'<span class="what"><span class="req"><b>{_e(method)}</b> '
+            f'<span class="host">{_e(pii.text(host))}</span><span class="path">{_e(pii.text(path))}</span></span>')
     # every captured value below passes through _e; classes and numbers are this module's own
     summary = (
         f'<details class="hop{" is-err" if h.get("is_error") else ""}" data-hop="{_e(str(anchor))}">'
         f'<summary><span class="seq">#{_e(str(num))}</span><span class="time">{t_start}{t_prev}</span>'
-        f'<span class="lanes"><span class="arrow c{lo}{hi} {direction} to-{LANES[dst]}"><i></i></span></span>'
-        f'<span class="role r-{role if role in ROLES else "other"}">{_e(role)}</span>'
-        f'<span class="what"><span class="req"><b>{_e(str(h.get("method") or ""))}</b> '
-        f'<span class="host">{_e(pii.text(host))}</span><span class="path">{_e(pii.text(str(h.get("path") or "")))}'
-        f'</span></span>{chip_html}</span>'
+        f'{middle}{chip_html}</span>'
         f'<span class="status s-{status_cls}">{status if status else "—"}</span><span class="flow">{flow_html}</span>'
         f'</summary>\n<div class="body" id="hop-{_e(str(anchor))}">'
     )
-    body = _body_html(h, started, err, response, pii, tokens_html)
+    body = _body_html(h, started, err, response, st, tokens_html)
     return {
         "id": anchor, "num": num, "role": role, "flow": flow, "fcls": fcls, "t0": t_start,
         "err": bool(h.get("is_error")),
-        "html": Markup(f"{summary}{body}</div>\n</details>\n"),
+        "html": f"{summary}{body}</div>\n</details>\n",
     }
 
 
 _CHIP = {"": "", "err": " err", "fp": " fp"}
+_TIMELINE = "<!-- timeline -->"
 
 
 def _finding_view(f: dict, n: int, hop_index: dict, pii: _Pii) -> dict:
@@ -712,12 +847,13 @@ def render_html(session: Any, hops: list[Any], tokens: list[Any], findings: list
     views: list[dict] = []
     hop_index: dict[Any, dict] = {}
     prev = None
-    seen_tokens: dict[str, tuple] = {}
+    present = set(tokens_by_hop).intersection(_key(h) for h in rows)
+    st = _Shared(pii, [t for t in toks if t.get("hop_id") in present])
     role_counts: dict[str, int] = {}
     derived = 0
     legend: dict[int, dict] = {}
     for i, h in enumerate(rows):
-        v = _hop_view(h, i, t0, prev, flows, tokens_by_hop.get(_key(h), ()), seen_tokens, pii, app_hosts)
+        v = _hop_view(h, i, t0, prev, flows, tokens_by_hop.get(_key(h), ()), st, app_hosts)
         prev = _num(h.get("started")) if h.get("started") is not None else prev
         role_counts[v["role"]] = role_counts.get(v["role"], 0) + 1
         if str(h.get("note") or "").startswith("delivered in the fragment"):
@@ -754,12 +890,20 @@ def render_html(session: Any, hops: list[Any], tokens: list[Any], findings: list
         "verdict": {"sev": sev, "text": pii.text(sentence)},
         "notes": [pii.text(_compact(n)) for n in notes or []],
         "findings": fviews, "counts": {s: sum(1 for f in fviews if f["sev"] == s) for s in SEVERITIES},
-        "hops": views, "nhops": len(views), "noise": noise, "flows_seen": flows_seen,
+        "timeline": Markup(_TIMELINE), "nhops": len(views), "noise": noise, "flows_seen": flows_seen,
         "flows": flows_legend[:MAX_FLOWS], "nflows": len(flows_legend),
         "roles": sorted(role_counts.items(), key=lambda kv: ROLES.index(kv[0]) if kv[0] in ROLES else 99),
         "known_roles": ROLES, "lanes": LANE_TITLES, "redacted": bool(redact_pii), "version": _version(),
     }
-    return _env().get_template("report.html").render(ctx)
+    page = _env().get_template("report.html").render(ctx)
+    # the hops go in where the template printed the marker: joined once, with the page, instead of
+    # copied through Jinja (megabytes at 10,000 hops). Every captured value in them was escaped by
+    # _hop_view / _body_html, and a captured string cannot hold the marker: escaped, "<" is "&lt;".
+    # Nothing captured follows the timeline in the template, so the last marker is the template's own.
+    head, mark, tail = page.rpartition(_TIMELINE)
+    if not mark:
+        return page
+    return "".join([head, *(v["html"] for v in views), tail])
 
 
 def write_report(html_text: str, path: str) -> None:

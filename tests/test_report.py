@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
-from builders import APP, CLIENT_ID, IDP, TENANT, flow, signin_flows, to_har
+from builders import API, APP, CLIENT_ID, IDP, TENANT, flow, signin_flows, to_har
 
 from authtrace.addons.hops import Context, flow_to_hops
 from authtrace.addons.importer import import_file
@@ -236,6 +236,45 @@ def test_two_interleaved_signins_get_two_flow_tags(engine):
     assert "Sign-in flows</dt><dd>2<" in html
 
 
+def test_a_token_used_at_many_hops_shows_its_claims_once(engine):
+    """30 API calls with one bearer token: the full card (header, every claim) is printed once, at the
+    token response; each call prints a short card linking to it, with aud and exp against its own time."""
+    t0 = time.time() - 3000
+    secrets: dict = {}
+    flows = signin_flows(t0, secrets=secrets)
+    calls = 30
+    for k in range(calls):  # the last call comes after the token's hour: expired before use
+        flows.append(flow("GET", f"https://{API}/api/items?page={k}", t=t0 + 10 + (3700 if k == calls - 1 else k),
+                          browser=False, status=401 if k == calls - 1 else 200,
+                          headers={"authorization": f"Bearer {secrets['access_token']}"},
+                          resp_headers={"content-type": "application/json"}, resp_body="{}"))
+    session, hops, tokens = _store(engine, flows)
+    html = render_html(session, hops, tokens, [])
+    fp = next(t.fingerprint for t in tokens if t.kind == "access_token")
+    hexid = fp.split("#")[1]
+    uses = [t for t in tokens if t.fingerprint == fp]
+    assert html.count(f'id="tok-{hexid}"') == 1
+    assert html.count(f'href="#tok-{hexid}"') == len(uses) - 1 >= calls  # every later use links to it
+    assert html.count("<th>scp</th>") == 1 and html.count("<th>appid</th>") == 1  # claims printed once
+    assert f"at {len({t.hop_id for t in uses})} hops (the later ones link here)" in html
+    card = html.index(f'id="tok-{hexid}"')
+    token_hop = next(h for h in hops if h.role == "token")
+    assert html.rindex('data-hop="', 0, card) == html.index(f'data-hop="{token_hop.id}"')  # at its first hop
+    # every link in the page lands on an element of the page
+    ids = set(re.findall(r' id="([^"]+)"', html))
+    assert {h[1:] for h in re.findall(r'href="(#[^"]+)"', html)} <= ids
+    # each call still says when the token expires against that call, and flags the expired use
+    api = [h for h in hops if h.role == "api" and "/api/items" in h.path]
+    assert len(api) == calls
+    for h in api:
+        block = html[html.index(f'data-hop="{h.id}"'):]
+        block = block[:block.index("</details>")]
+        assert "<th>aud</th><td>https://ai.azure.com</td>" in block and "aud https://ai.azure.com" in block
+        assert ("more at use" in block) != (h is api[-1] and "token exp: expired 2 min before use" in block)
+    assert html.count("token exp: expired") == 1
+    assert find_leaks(html) == []
+
+
 def test_empty_session(engine):
     sid = db.new_session(engine, "empty.har", "/captures/empty.har", "har")
     db.update_session(engine, sid, flows_seen=12)
@@ -258,7 +297,7 @@ def test_hostile_strings_render_as_text(engine, redact):
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         assert "src" not in attrs, (tag, attrs)
         if "href" in attrs:
-            assert re.fullmatch(r"#(hop|finding)-\d+|#top", attrs["href"]), attrs["href"]
+            assert re.fullmatch(r"#(hop|finding)-\d+|#tok-(n\d+|[0-9a-f]+)|#top", attrs["href"]), attrs["href"]
         for v in attrs.values():
             assert "javascript:" not in (v or "").lower()
     lower = html.lower()
@@ -426,6 +465,17 @@ def test_report_in_headless_chromium(chromium, engine, tmp_path):
     page.locator(f'#finding-1 a.ev[href="#hop-{last}"]').click()
     assert page.locator(f'details[data-hop="{last}"]').evaluate("d => d.open")
     assert page.locator(f"#hop-{last}").get_by_text("invalid_grant", exact=True).first.is_visible()
+    # the API call's token card links to the token's full card in the (closed) token response hop
+    api = next(h for h in hops if h.role == "api")
+    token_hop = next(h for h in hops if h.role == "token")
+    assert not page.locator(f'details[data-hop="{token_hop.id}"]').evaluate("d => d.open")
+    page.locator(f'details[data-hop="{api.id}"] > summary').click()
+    page.locator(f'#hop-{api.id} a[href^="#tok-"]').first.click()
+    assert page.locator(f'details[data-hop="{token_hop.id}"]').evaluate("d => d.open")
+    card = page.locator(f'#hop-{token_hop.id} section.token[id^="tok-"]').first
+    assert card.is_visible() and "Claims" in card.inner_text()
+    page.locator(f'details[data-hop="{api.id}"]').evaluate("d => d.open = false")
+    page.locator(f'details[data-hop="{token_hop.id}"]').evaluate("d => d.open = false")
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(0, 0)
     page.evaluate("window.scrollTo(0, 0)")
