@@ -145,7 +145,7 @@ class Stack:
                     raise CaptureError(f"{proc.name} did not write {missing}\n{proc.tail()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_tools() -> dict[str, str]:
     if not Path(rig.CHROMIUM).exists():
         _missing("Debian chromium not installed: apt-get install chromium")
@@ -159,7 +159,7 @@ def e2e_tools() -> dict[str, str]:
     return {"node": node, "npm": npm}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def idp_installed(e2e_tools) -> Path:
     """The provider's node_modules: `npm ci` from the committed package-lock.json when missing."""
     if not (rig.IDP_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
@@ -175,7 +175,7 @@ def idp_installed(e2e_tools) -> Path:
     return rig.IDP_DIR
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(e2e_tools, idp_installed, tmp_path_factory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("e2e")
     logs = work / "logs"
@@ -263,7 +263,7 @@ def stack(e2e_tools, idp_installed, tmp_path_factory) -> Iterator[Stack]:
             proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def direct_rp(stack, e2e_tools) -> Iterator[str]:
     """A second relying party whose back channel does NOT go through the proxy (scenario e).
 
@@ -291,7 +291,7 @@ def direct_rp(stack, e2e_tools) -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver(e2e_tools):
     from playwright.sync_api import sync_playwright
 
@@ -316,7 +316,7 @@ def chromium_args(stack: Stack) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(stack, playwright_driver):
     """One headless Debian Chromium for the session, behind the proxy port, trusting only mitmproxy's CA.
 
@@ -347,7 +347,7 @@ def new_browser_context(browser, stack: Stack):
         context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scenario_outcomes(request, stack, chromium) -> dict[str, object]:
     """Record every scenario the selected tests need, in order, one capture each (scenarios.py).
 
@@ -383,7 +383,7 @@ def scenario_outcomes(request, stack, chromium) -> dict[str, object]:
 
 
 def _scenario_fixture(key: str):
-    @pytest.fixture(scope="session", name=f"scenario_{key}")
+    @pytest.fixture(scope="package", name=f"scenario_{key}")
     def outcome(scenario_outcomes):
         result = scenario_outcomes[key]
         if isinstance(result, BaseException):
