@@ -163,7 +163,7 @@ def _entry_candidate(entry: dict, ctx: Context) -> bool:
     headers = req.get("headers")
     for h in headers if isinstance(headers, list) else ():
         name = h.get("name") if isinstance(h, dict) else (h[0] if isinstance(h, (list, tuple)) and h else "")
-        if isinstance(name, str) and name.lower() == "authorization":
+        if isinstance(name, str) and len(name) == 13 and name.lower() == "authorization":  # len: cheap first
             has_auth = True
             break
     body = _get(req, "postData", "text", default="")
