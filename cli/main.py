@@ -50,26 +50,32 @@ def _roles_summary(hops) -> str:
     return ", ".join(f"{r} {n}" for r, n in sorted(c.items(), key=lambda kv: -kv[1]))
 
 
-def cmd_import(args) -> int:
+def _import_each(engine, files: list[str], failed: list[str]):
+    """Import each file into its own session; unusable files are reported in one sentence and skipped."""
     from authtrace.addons.importer import CaptureError, import_file
+
+    for path in files:
+        try:
+            yield path, import_file(engine, path, _progress_bar(os.path.basename(path)))
+        except CaptureError as e:
+            _say(str(e))
+            failed.append(path)
+
+
+def cmd_import(args) -> int:
     from authtrace.store import db
 
     engine = _open(args.db)
+    failed: list[str] = []
     rc = 0
-    for path in args.files:
-        try:
-            res = import_file(engine, path, _progress_bar(os.path.basename(path)))
-        except CaptureError as e:
-            _say(str(e))
-            rc = EXIT_BAD_INPUT
-            continue
+    for path, res in _import_each(engine, args.files, failed):
         roles = _roles_summary([h.role for h in db.load_hops(engine, res.session_id)])
         print(f"{path}: {res.flows} flows, {res.hops} auth hops ({roles or 'none'}) -> session {res.session_id}"
               + (f", {res.skipped} unreadable entries skipped" if res.skipped else ""))
         if res.problem:
             _say(res.problem)
             rc = EXIT_BAD_INPUT
-    return rc
+    return EXIT_BAD_INPUT if failed else rc
 
 
 def cmd_sessions(args) -> int:
@@ -169,20 +175,14 @@ def cmd_check(args) -> int:
     import json
     import tempfile
 
-    from authtrace.addons.importer import CaptureError, import_file
     from authtrace.reports.diagnose import analyse, finding_line, to_json
 
     expect = _expect(args.expect_audience)
     with tempfile.TemporaryDirectory(prefix="authtrace-") as tmp:
         engine = _open(args.db or os.path.join(tmp, "check.db"))
+        failed: list[str] = []
         rc = 0
-        for path in args.files:
-            try:
-                res = import_file(engine, path, _progress_bar(os.path.basename(path)))
-            except CaptureError as e:
-                _say(str(e))
-                rc = EXIT_BAD_INPUT
-                continue
+        for path, res in _import_each(engine, args.files, failed):
             a = analyse(engine, res.session_id, expect)
             if args.json:
                 print(json.dumps(to_json(a), ensure_ascii=False))
@@ -198,7 +198,7 @@ def cmd_check(args) -> int:
             elif a.findings and rc == 0:
                 rc = 1
         engine.dispose()
-    return rc
+    return EXIT_BAD_INPUT if failed else rc
 
 
 def cmd_report(args) -> int:
