@@ -15,6 +15,7 @@ class Audience:
     label: str
     names: tuple[str, ...]  # accepted `aud` values / requested resources, normalised
     hosts: tuple[str, ...]  # host regexes of the APIs that want this audience
+    path: str = ""  # when set, only paths matching this regex (the first matching entry wins)
 
 
 AUDIENCES: tuple[Audience, ...] = (
@@ -25,15 +26,19 @@ AUDIENCES: tuple[Audience, ...] = (
              ("00000003-0000-0000-c000-000000000000", "https://graph.microsoft.com"),
              (r"^graph\.microsoft\.com$",)),
     Audience("Azure AI Foundry (https://ai.azure.com)", ("https://ai.azure.com",),
-             (r"\.services\.ai\.azure\.com$", r"^ai\.azure\.com$")),
-    Audience("Azure AI services (https://cognitiveservices.azure.com)", ("https://cognitiveservices.azure.com",),
-             (r"\.cognitiveservices\.azure\.com$", r"\.openai\.azure\.com$")),
+             (r"\.services\.ai\.azure\.com$",), path=r"^/api/projects(/|$)"),
+    Audience("Azure AI Foundry (https://ai.azure.com)", ("https://ai.azure.com",), (r"^ai\.azure\.com$",)),
+    # the same resource's model endpoints (/models, /openai) also take Azure AI services tokens
+    Audience("Azure AI services (https://cognitiveservices.azure.com)",
+             ("https://cognitiveservices.azure.com", "https://ai.azure.com"),
+             (r"\.cognitiveservices\.azure\.com$", r"\.openai\.azure\.com$", r"\.services\.ai\.azure\.com$")),
     Audience("Azure Key Vault", ("https://vault.azure.net", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"),
              (r"\.vault\.azure\.net$",)),
     Audience("Azure Storage", ("https://storage.azure.com", "e406a681-f3d4-42a8-90b6-c2b029497af1"),
              (r"\.(blob|queue|table|file|dfs)\.core\.windows\.net$",)),
+    # the Bot Connector and the token service; Direct Line takes its own tokens, so it is not listed
     Audience("Bot Framework", ("https://api.botframework.com",),
-             (r"^api\.botframework\.com$", r"\.botframework\.com$", r"^smba\.trafficmanager\.net$")),
+             (r"^api\.botframework\.com$", r"(^|\.)token\.botframework\.com$", r"^smba\.trafficmanager\.net$")),
 )
 
 _OIDC_SCOPES = {"openid", "profile", "email", "offline_access", "address", "phone"}
@@ -51,14 +56,14 @@ def label_of(aud: str) -> str | None:
     return None
 
 
-def expected_for(host: str, extra: dict[str, str] | None = None) -> tuple[str, set[str]] | None:
-    """(label, accepted audiences) for an API host, or None when the host is unknown."""
+def expected_for(host: str, extra: dict[str, str] | None = None, path: str = "") -> tuple[str, set[str]] | None:
+    """(label, accepted audiences) for an API host and path, or None when the host is unknown."""
     host = host.lower()
     for h, aud in (extra or {}).items():
         if host == h.lower() or (h.startswith("*.") and host.endswith(h[1:].lower())):
             return aud, {norm(aud)}
     for a in AUDIENCES:
-        if any(re.search(p, host) for p in a.hosts):
+        if any(re.search(p, host) for p in a.hosts) and (not a.path or re.search(a.path, path or "")):
             return a.label, set(a.names)
     return None
 

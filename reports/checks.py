@@ -259,7 +259,7 @@ def wrong_audience(s: Session) -> list[dict]:
     for h in s.hops:
         if h.role not in ("api", "userinfo"):
             continue
-        exp = au.expected_for(h.host, s.expect)
+        exp = au.expected_for(h.host, s.expect, h.path)
         for t in s.access_tokens(h):
             auds = (t.claims or {}).get("aud")
             if auds is None:
@@ -297,7 +297,7 @@ def wrong_audience(s: Session) -> list[dict]:
         if h.role != "api" or _ok(h) or h.status not in (401, 403) or s.access_tokens(h) and any(
                 (t.claims or {}).get("aud") for t in s.access_tokens(h)):
             continue
-        exp = au.expected_for(h.host, s.expect)
+        exp = au.expected_for(h.host, s.expect, h.path)
         if exp is None:
             continue
         if asked and not asked & exp[1] and (h.host, "req") not in seen:

@@ -363,3 +363,15 @@ def test_first_redemption_already_redeemed_after_single_callback(tmp_path):
     fs, _ = findings(tmp_path, flows)
     assert kinds(fs) == ["idp_error", "reused_code"]
     assert "outside the captured traffic" in next(f for f in fs if f["kind"] == "reused_code")["title"]
+
+
+def test_model_endpoint_and_direct_line_tokens_are_quiet(tmp_path):
+    cog = make_jwt({"aud": "https://cognitiveservices.azure.com", "exp": time.time() + 3600})
+    dl = make_jwt({"aud": "dl_12345", "exp": time.time() + 3600})
+    f1 = flow("POST", f"https://{API}/models/chat/completions?api-version=2024-05-01-preview", browser=False,
+              headers={"authorization": f"Bearer {cog}"})
+    f2 = flow("POST", "https://directline.botframework.com/v3/directline/conversations", browser=False,
+              headers={"authorization": f"Bearer {dl}"})
+    assert findings(tmp_path, [f1, f2])[0] == []
+    f3 = flow("GET", f"https://{API}/api/projects/p/assistants", browser=False, headers={"authorization": f"Bearer {cog}"})
+    assert kinds(findings(tmp_path, [f3])[0]) == ["wrong_audience"]
