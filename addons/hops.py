@@ -144,6 +144,12 @@ def _verify(raw: str, key: Any, header: dict) -> str:
         return "failed"
 
 
+def _stored_state(state: str | None, fpr: Fingerprinter) -> str | None:
+    """The state as stored: itself (it is what checks compare), or a fingerprint when it is a signed
+    JWT, which no database or report may hold raw; equal states keep equal values either way."""
+    return fpr.fp(state, "state") if state and JWT_RE.fullmatch(state) else state
+
+
 def _split(url: str) -> SplitResult:
     """urlsplit that never raises: a malformed Location, Referer or endpoint must not lose the hop."""
     try:
@@ -419,7 +425,7 @@ def _classify(flow: http.HTTPFlow, req: _Msg, resp: _Msg | None, ctx: Context, h
         "actor": _actor(req, role),
         "user_agent": req.headers.get("user-agent"),
         "code_fp": fpr.fp(code, "code") if code else issued_code,
-        "state": fpr.fp(state, "state") if state and JWT_RE.fullmatch(state) else state,  # signed states: no raw JWT
+        "state": _stored_state(state, fpr),
         "nonce": p.get("nonce") if role == "authorize" else None,
         "client_id": p.get("client_id") or params.get("derived", {}).get("basic_client_id"),
         "initiator": _initiator(req, fpr),
@@ -460,8 +466,7 @@ def _fragment_callback(ctx: Context, parent: dict, location: str, frag: dict, fl
                is_error=bool(error), actor="browser", duration_ms=None,
                started=(flow.response.timestamp_end or parent["started"]) if flow.response else parent["started"],
                code_fp=fpr.fp(frag["code"], "code") if frag.get("code") else None,
-               state=(ctx.fpr.fp(frag["state"], "state") if frag.get("state") and JWT_RE.fullmatch(frag["state"])
-                      else frag.get("state")), nonce=None, client_id=None,
+               state=_stored_state(frag.get("state"), fpr), nonce=None, client_id=None,
                params={"fragment": fpr.params(list(frag.items()))}, response=None,
                state_decoded=decode_state(frag.get("state"), fpr), error=error, headers=None,
                cookies=None, body_excerpt=None,

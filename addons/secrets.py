@@ -43,10 +43,10 @@ def _alternation(words: frozenset[str]) -> tuple[str, str]:
 
 
 _AHEAD, _NAMES = _alternation(SECRET_NAMES | PASSWORD_NAMES)
-_PAIR_RE = re.compile(r"(?i)" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1(\s*[:=]\s*)(" + _Q + r")"
-                      r"([^\"'&\s,<>;}\\]+)")
-# every match, overlapping ones too: in `code= "access_token": "X"` both values are secrets
-_PAIRS_RE = re.compile(r"(?i)(?=" + _PAIR_RE.pattern[4:] + ")")
+# name, separator, value; inside a look-ahead so that finditer yields overlapping matches too:
+# in `code= "access_token": "X"` both values are secrets
+_PAIRS_RE = re.compile(r"(?i)(?=" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1(\s*[:=]\s*)(" + _Q + r")"
+                       r"([^\"'&\s,<>;}\\]+))")
 
 
 class Fingerprinter:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import os
+import shlex
 import sys
 import time
 from collections import Counter
@@ -99,13 +99,14 @@ def cmd_sessions(args) -> int:
 def _watch_findings(db_path: str, since: float, stop) -> None:
     """While recording, re-run the checks when new hops arrive and print each new finding once it
     has held for two checks in a row: a finding that the next hop explains away (a scope granted
-    by the refresh answer 200 ms later) is never printed."""
+    by the refresh answer 200 ms later) is never printed. Checks run at most every 2 s, and less
+    often as the session grows, so the proxy in the same process keeps its CPU."""
     from authtrace.reports.checks import run_checks
     from authtrace.reports.diagnose import finding_line
     from authtrace.store import db
 
-    engine, printed, pending, hops_seen = None, set(), {}, -1
-    while not stop.wait(2.0):
+    engine, printed, pending, hops_seen, pause = None, set(), {}, -1, 2.0
+    while not stop.wait(pause):
         try:
             engine = engine or db.open_db(db_path)
             session = db.load_session(engine)
@@ -114,9 +115,12 @@ def _watch_findings(db_path: str, since: float, stop) -> None:
             if session.hops == hops_seen and not pending:
                 continue
             hops_seen = session.hops
+            started = time.monotonic()
             now = {}
             for f in run_checks(db.load_hops(engine, session.id), db.load_tokens(engine, session.id)):
                 now[(f["kind"], f["title"])] = f
+            # this thread shares the proxy's process: spend at most ~1/5 of the time on live hints
+            pause = max(2.0, 5 * (time.monotonic() - started))
             for key, f in now.items():
                 if key in pending and key not in printed:
                     printed.add(key)
