@@ -6,48 +6,53 @@ Writes go to a background thread (HopWriter), so the proxy's event loop never wa
 """
 from __future__ import annotations
 
+import bisect
 import logging
-import os
 import sys
 import time
+from typing import Any
 
 from mitmproxy import ctx, http
+from sqlalchemy.engine import Engine
 
-from authtrace.addons.hops import Context, flow_to_hops
+from authtrace.addons.context import CaptureContext
+from authtrace.addons.hops import flow_to_hops
 from authtrace.addons.launch import Launcher
-from authtrace.store import db
+from authtrace.store import clock, db
+from authtrace.store.records import Hop
+from authtrace.store.writer import HopWriter
 
 log = logging.getLogger(__name__)
 
 
-def hop_line(hop: dict) -> str:
-    """One terminal line per hop: time, role, host+path, status, fingerprints, error. Never a secret."""
-    t = time.strftime("%H:%M:%S", time.localtime(hop["started"])) + f".{int(hop['started'] % 1 * 1000):03d}"
-    status = str(hop["status"]) if hop["status"] is not None else "---"
-    bits = [t, f"{hop['role']:<9}", f"{hop['method']:<6}", f"{status:>3}", f"{hop['host']}{hop['path']}"]
-    if hop.get("code_fp"):
-        bits.append(hop["code_fp"])
-    if hop.get("state"):
-        s = hop["state"]
+def hop_line(hop: Hop) -> str:
+    """One terminal line per hop: number, time, role, host+path, status, fingerprints, error. Never a secret."""
+    status = str(hop.status) if hop.status is not None else "---"
+    bits = [f"#{hop.number:<4}", clock.time_of_day(hop.started), f"{hop.role:<9}", f"{hop.method:<6}", f"{status:>3}",
+            f"{hop.host}{hop.path}"]
+    if hop.code_fp:
+        bits.append(hop.code_fp)
+    if hop.state:
+        s = hop.state
         bits.append(f"state={s[:12]}{'…' if len(s) > 12 else ''}")
-    err = hop.get("error") or {}
+    err = hop.error
     if err:
-        e = err.get("error") or "error"
-        d = err.get("error_description") or err.get("message") or ""
-        bits.append(f"! {e}" + (f": {d[:100]}" if d else ""))
+        d = err.error_description or err.message
+        bits.append(f"! {err.error or 'error'}" + (f": {d[:100]}" if d else ""))
     return "  ".join(bits)
 
 
 class AuthTrace:
     def __init__(self) -> None:
-        self.writer: db.HopWriter | None = None
-        self.context: Context | None = None
-        self.engine = None
+        self.writer: HopWriter | None = None
+        self.context: CaptureContext | None = None
+        self.engine: Engine | None = None
         self.session_id: int | None = None
         self.open: dict[str, http.HTTPFlow] = {}
         self.flows_seen = 0
+        self.starts: list[float] = []  # start times of the hops stored so far: their numbers
 
-    def load(self, loader) -> None:
+    def load(self, loader: Any) -> None:
         loader.add_option("authtrace_db", str, db.DEFAULT_DB, "authtrace: database file or SQLAlchemy URL.")
         loader.add_option("authtrace_session", str, "", "authtrace: name of the capture session.")
         loader.add_option("authtrace_print", bool, True, "authtrace: print one line per auth hop.")
@@ -55,20 +60,24 @@ class AuthTrace:
     def running(self) -> None:
         try:
             self.engine = db.open_db(ctx.options.authtrace_db)
-            name = ctx.options.authtrace_session or time.strftime("live %Y-%m-%d %H:%M:%S")
+            name = ctx.options.authtrace_session or f"live {clock.stamp(time.time())}"
             self.session_id = db.new_session(self.engine, name, "live", "live")
-            self.context = Context(db.fingerprint_key(self.engine))
+            self.context = CaptureContext(db.fingerprint_key(self.engine))
         except db.DatabaseError as e:
             print(f"authtrace: {e}", file=sys.stderr)
-            ctx.master.shutdown()
+            ctx.master.shutdown()  # type: ignore[no-untyped-call]
             return
-        self.writer = db.HopWriter(self.engine, self.session_id, on_stored=self._stored)
+        self.writer = HopWriter(self.engine, self.session_id, on_stored=self._stored)
         print(f"authtrace: recording session {self.session_id} into {ctx.options.authtrace_db}", flush=True)
 
-    def _stored(self, batch: list[db.NewHop], ids: list[int]) -> None:
-        if ctx.options.authtrace_print:
-            for h, hid in zip(batch, ids):
-                print(f"#{hid:<5}" + hop_line(h.hop), flush=True)
+    def _stored(self, batch: list[Hop]) -> None:
+        """Number the stored hops by time order so far (what `report` will say, unless an earlier
+        request finishes later) and print them."""
+        for h in sorted(batch, key=lambda h: h.started):
+            bisect.insort(self.starts, h.started)
+            h.number = bisect.bisect_right(self.starts, h.started)
+            if ctx.options.authtrace_print:
+                print(hop_line(h), flush=True)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         self.open[flow.id] = flow
@@ -86,14 +95,13 @@ class AuthTrace:
         self.flows_seen += 1
         try:
             hops = flow_to_hops(flow, self.context)
-        except Exception as e:  # a decoder bug must not stop the capture
-            log.warning("authtrace: could not decode a flow to %s: %s", flow.request.pretty_host,
-                        type(e).__name__)
+        except Exception:
+            log.exception("authtrace bug: could not decode a flow to %s", flow.request.pretty_host)
             return
         if hops:
             self.writer.put(hops)
-        updates = self.context.take_signature_updates()
-        if updates:
+        updates = self.context.signatures.take_updates()
+        if updates and self.engine is not None and self.session_id is not None:
             engine, sid = self.engine, self.session_id
             self.writer.call(lambda: db.set_signatures(engine, sid, updates))
 
@@ -104,7 +112,8 @@ class AuthTrace:
             if flow.response is None and flow.request is not None:
                 self._finish(flow)
         engine, sid, seen = self.engine, self.session_id, self.flows_seen
-        self.writer.call(lambda: db.update_session(engine, sid, flows_seen=seen))
+        if engine is not None and sid is not None:
+            self.writer.call(lambda: db.update_session(engine, sid, flows_seen=seen))
         self.writer.close()
         self.writer = None
 

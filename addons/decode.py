@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 
 from authtrace.addons.secrets import JWT_RE, Fingerprinter
+from authtrace.store.records import ErrorAnswer, StateInfo, as_ints, as_str
 
 MAX_JWT = 64 * 1024
 
@@ -23,11 +24,11 @@ def b64url_json(segment: str) -> Any:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         return json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
-def decode_jwt(token: str) -> tuple[dict, dict] | None:
+def decode_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and claims without verification (PyJWT). Expiry and audience are kept as claims
     for the checks to compare against the time and place of use, since nothing is checked here."""
     if len(token) > MAX_JWT or token.count(".") != 2:
@@ -44,88 +45,90 @@ def decode_jwt(token: str) -> tuple[dict, dict] | None:
     return header, claims
 
 
-def decode_state(state: str | None, fpr: Fingerprinter) -> dict | None:
+def decode_state(state: str | None, fpr: Fingerprinter) -> StateInfo | None:
     """What a `state` holds: opaque, a JWT, base64url JSON, MSAL's `{id, meta}|user state`, or JSON."""
     if not state:
         return None
     if JWT_RE.fullmatch(state):
         d = decode_jwt(state)
         if d:
-            return {"format": "jwt", "header": d[0], "claims": d[1]}
+            return StateInfo(format="jwt", length=len(state), header=d[0], claims=d[1])
     head, sep, tail = state.partition("|")
     if head.lstrip().startswith("{"):
         try:
-            return {"format": "json", "value": json.loads(head)}
-        except ValueError:
+            return StateInfo(format="json", length=len(state), value=json.loads(head))
+        except (ValueError, RecursionError):
             pass
     if len(head) >= 8 and re.fullmatch(r"[A-Za-z0-9_\-+/]+=*", head):
         value = b64url_json(head.replace("+", "-").replace("/", "_").rstrip("="))
         if isinstance(value, (dict, list)):
             fmt = "msal" if isinstance(value, dict) and "id" in value and "meta" in value else "base64url-json"
-            out = {"format": fmt, "value": value}
-            if sep:
-                out["user_state"] = fpr.text(tail)
-            return out
-    return {"format": "opaque", "length": len(state)}
+            return StateInfo(format=fmt, length=len(state), value=value,
+                             user_state=fpr.text(tail) if sep else None)
+    return StateInfo(format="opaque", length=len(state))
 
 
-ERROR_FIELDS = ("error", "error_description", "error_codes", "error_uri", "suberror", "trace_id",
-                "correlation_id", "timestamp", "claims", "error_subcode")
 _AADSTS_RE = re.compile(r"AADSTS\d{4,7}")
 _IDS = {
     "trace_id": re.compile(r"(?i)(?:trace[ _-]?id|request[ _-]?id)[\"']?\s*[:=]\s*[\"']?([0-9a-f-]{32,36})"),
     "correlation_id": re.compile(r"(?i)correlation[ _-]?id[\"']?\s*[:=]\s*[\"']?([0-9a-f-]{32,36})"),
     "timestamp": re.compile(r"(?i)timestamp[\"']?\s*[:=]\s*[\"']?(\d{4}-\d\d-\d\d[T ][0-9:.]+Z?)"),
 }
+_EXTRA_FIELDS = ("claims", "error_subcode", "scope", "resource", "resource_id", "authorization_uri")
 
 
-def error_fields(source: dict | None, fpr: Fingerprinter) -> dict | None:
-    """OAuth/OIDC error fields from a decoded parameter set or JSON body, secrets redacted."""
+def _text(v: Any, fpr: Fingerprinter, limit: int = 2000) -> str:
+    s = as_str(v)
+    return fpr.text(s[:limit]) if s else ""
+
+
+def _ids_from(text: str, out: ErrorAnswer) -> None:
+    for k, rx in _IDS.items():
+        if getattr(out, k) is None:
+            m = rx.search(text)
+            if m:
+                setattr(out, k, m.group(1))
+
+
+def error_fields(source: Any, fpr: Fingerprinter) -> ErrorAnswer | None:
+    """OAuth/OIDC error fields from a decoded parameter set or JSON body, secrets redacted. Any field
+    may have any type in hostile input: each becomes text (or numbers for `error_codes`) here."""
     if not isinstance(source, dict):
         return None
     err = source.get("error")
     if isinstance(err, dict):  # Azure REST style {"error": {"code", "message"}}
-        msg = str(err.get("message", ""))[:1000]
-        out = {"error": str(err.get("code", "error")), "error_description": fpr.text(msg)}
-        codes = [int(c[6:]) for c in _AADSTS_RE.findall(msg)]
-        if codes:
-            out["error_codes"] = codes
-        return out
-    if not err or not isinstance(err, (str, int)):
+        msg = _text(err.get("message"), fpr, 1000)
+        return ErrorAnswer(error=_text(err.get("code"), fpr, 200) or "error", error_description=msg,
+                           error_codes=tuple(int(c[6:]) for c in _AADSTS_RE.findall(msg)))
+    code = as_str(err)
+    if not code:
         return None
-    out: dict[str, Any] = {}
-    for k in ERROR_FIELDS:
-        v = source.get(k)
-        if v is None or v == "":
-            continue
-        out[k] = fpr.text(v[:2000]) if isinstance(v, str) else v
-    desc = str(out.get("error_description", ""))
-    codes = out.get("error_codes") or [int(c[6:]) for c in _AADSTS_RE.findall(desc)]
-    if isinstance(codes, list) and codes:
-        out["error_codes"] = codes
-    for k, rx in _IDS.items():
-        if k not in out:
-            m = rx.search(desc)
-            if m:
-                out[k] = m.group(1)
+    out = ErrorAnswer(error=fpr.text(code[:200]), error_description=_text(source.get("error_description"), fpr),
+                      error_uri=_text(source.get("error_uri"), fpr, 500) or None,
+                      suberror=_text(source.get("suberror"), fpr, 200) or None,
+                      trace_id=_text(source.get("trace_id"), fpr, 200) or None,
+                      correlation_id=_text(source.get("correlation_id"), fpr, 200) or None,
+                      timestamp=_text(source.get("timestamp"), fpr, 200) or None)
+    out.error_codes = as_ints(source["error_codes"]) if "error_codes" in source else ()
+    if not out.error_codes:
+        out.error_codes = tuple(int(c[6:]) for c in _AADSTS_RE.findall(out.error_description))
+    out.extra = {k: _text(source[k], fpr, 1000) for k in _EXTRA_FIELDS if source.get(k) not in (None, "")}
+    _ids_from(out.error_description, out)
     return out
 
 
-def text_error(text: str, fpr: Fingerprinter) -> dict | None:
+def text_error(text: str, fpr: Fingerprinter) -> ErrorAnswer | None:
     """An error named in a non-JSON body: AADSTS pages, plain-text handler answers."""
     if not text:
         return None
     m = _AADSTS_RE.search(text)
-    if m:
-        line = re.split(r"[\"<\\\r\n]", text[m.start():m.start() + 1200])[0]
-        out: dict[str, Any] = {"error": m.group(0), "error_description": fpr.text(line.strip()),
-                               "error_codes": sorted({int(c[6:]) for c in _AADSTS_RE.findall(text[:200_000])})}
-        for k, rx in _IDS.items():
-            mm = rx.search(text[:200_000])
-            if mm:
-                out[k] = mm.group(1)
-        return out
-    return None
+    if not m:
+        return None
+    line = re.split(r"[\"<\\\r\n]", text[m.start():m.start() + 1200])[0]
+    out = ErrorAnswer(error=m.group(0), error_description=fpr.text(line.strip()),
+                      error_codes=tuple(sorted({int(c[6:]) for c in _AADSTS_RE.findall(text[:200_000])})))
+    _ids_from(text[:200_000], out)
+    return out
 
 
 def message(text: str, fpr: Fingerprinter, limit: int = 300) -> str:
@@ -143,12 +146,12 @@ def message(text: str, fpr: Fingerprinter, limit: int = 300) -> str:
 _AUTH_PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
-def www_authenticate(value: str | None, fpr: Fingerprinter) -> dict | None:
+def www_authenticate(value: str | None, fpr: Fingerprinter) -> dict[str, str]:
     """RFC 6750 §3 challenge: scheme, error, error_description, realm, resource hints."""
     if not value:
-        return None
+        return {}
     scheme = value.strip().split(" ", 1)[0]
-    out: dict[str, Any] = {"scheme": scheme if "=" not in scheme else ""}  # no scheme: the first word is a param
+    out: dict[str, str] = {"scheme": scheme if "=" not in scheme else ""}  # no scheme: the first word is a param
     for m in _AUTH_PARAM.finditer(value):
         name = m.group(1).lower()
         out[name] = fpr.value(name, (m.group(2) if m.group(2) is not None else m.group(3))[:1000])

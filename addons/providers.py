@@ -33,7 +33,7 @@ IDP_HOSTS: dict[str, str] = {
 IDP_PATHS = (re.compile(r"^/adfs/"), re.compile(r"^/(auth/)?realms/[^/]+/protocol/openid-connect/"))
 
 # Redirect handlers run by platforms: any hit is a callback hop (by path, on matching hosts).
-REDIRECT_HANDLERS: list[tuple[re.Pattern, re.Pattern, str]] = [
+REDIRECT_HANDLERS: list[tuple[re.Pattern[str], re.Pattern[str], str]] = [
     (re.compile(r"(^|\.)api\.agent-oauth\.azureml\.ms$|(^|\.)api\.azureml\.ms$"),
      re.compile(r"^/agent-oauth/v1\.0/redirect/?$", re.I), "Foundry OAuth redirect handler"),
     (re.compile(r"(^|\.)token\.botframework\.com$"), re.compile(r"^/\.auth/web/redirect/?$", re.I),
@@ -41,7 +41,7 @@ REDIRECT_HANDLERS: list[tuple[re.Pattern, re.Pattern, str]] = [
 ]
 
 # Token services whose requests carry no grant_type.
-TOKEN_PATHS: list[tuple[re.Pattern, re.Pattern, str]] = [
+TOKEN_PATHS: list[tuple[re.Pattern[str], re.Pattern[str], str]] = [
     (re.compile(r"(^|\.)directline\.botframework\.com$|(^|\.)directline\.[a-z.]+$"),
      re.compile(r"^/v3/directline/tokens/(generate|refresh)/?$", re.I), "Direct Line token"),
     (re.compile(r"(^|\.)token\.botframework\.com$"), re.compile(r"^/api/usertoken/gettoken", re.I),

@@ -56,10 +56,12 @@ class Fingerprinter:
     def fp(self, value: str | bytes, label: str) -> str:
         if isinstance(value, str):
             try:
-                value = value.encode("utf-8", "surrogateescape")
+                data = value.encode("utf-8", "surrogateescape")
             except UnicodeEncodeError:  # a surrogate that is no escaped byte
-                value = value.encode("utf-8", "surrogatepass")
-        return f"{label}#{hmac.new(self.key, value, hashlib.sha256).hexdigest()[:10]}"
+                data = value.encode("utf-8", "surrogatepass")
+        else:
+            data = value
+        return f"{label}#{hmac.new(self.key, data, hashlib.sha256).hexdigest()[:10]}"
 
     def value(self, name: str, value: str) -> str:
         """The storable form of one named value: itself, a fingerprint, or a 'password sent' mark."""

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from traffic import AUTH_WARMUP, MIX, Answers, Requests, load_pool  # noqa: E402
+from traffic import AUTH_WARMUP, MIX, Answers, Requests, load_pool
 
 
 def _split(raw: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:

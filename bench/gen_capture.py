@@ -28,7 +28,7 @@ import json
 import os
 import random
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import brotli
@@ -117,7 +117,7 @@ class Bodies:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t % 1 * 1000):03d}Z"
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t % 1 * 1000):03d}Z"
 
 
 def _req_headers(kind: str, host: str, extra: list | None = None) -> list[tuple[str, str]]:
@@ -201,7 +201,7 @@ class Entry:
         wait = round(20 + (self.t * 1000 % 180), 3)
         return {
             "_initiator": {"type": "script", "stack": {"callFrames": [
-                {"functionName": "fetch", "scriptId": "41", "url": f"https://cdn.contoso-shop.test/static/app.js",
+                {"functionName": "fetch", "scriptId": "41", "url": "https://cdn.contoso-shop.test/static/app.js",
                  "lineNumber": 1, "columnNumber": 52311}]}} if self.resource_type in ("xhr", "fetch") else
             {"type": "parser", "url": f"https://{SITE}/", "lineNumber": 12},
             "_priority": "High", "_resourceType": self.resource_type, "cache": {}, "connection": "443",

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from traffic import AUTH_WARMUP, MIX, Requests, load_pool  # noqa: E402
+from traffic import AUTH_WARMUP, MIX, Requests, load_pool
 
 
 async def read_response(reader: asyncio.StreamReader) -> int:

@@ -24,11 +24,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 
 def build(db_path: str, target: int) -> dict:
-    import builders
-    from builders import API, IDP, TENANT, flow
-
     from authtrace.addons.hops import Context, flow_to_hops
     from authtrace.store import db
+
+    import builders
+    from builders import API, flow
 
     engine = db.open_db(db_path)
     sid = db.new_session(engine, "bench 10k hops", "bench", "har")

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -517,7 +517,7 @@ def meta() -> dict:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "addons", "store", "reports", "cli"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip())
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.platform(),
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.platform(),
             "cpu": cpu, "cores": os.cpu_count(), "mem_gb": round(int(mem) / 1e6, 1),
             "python": platform.python_version(), "mitmproxy": mver, "commit": rev + ("+uncommitted" if dirty else ""),
             "loadavg_start": os.getloadavg()}

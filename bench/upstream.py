@@ -13,7 +13,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from traffic import HOSTS, Answers, load_pool  # noqa: E402
+from traffic import HOSTS, Answers, load_pool
 
 
 class Origin(asyncio.Protocol):
@@ -22,7 +22,7 @@ class Origin(asyncio.Protocol):
         self.buf = b""
         self.transport = None
 
-    def connection_made(self, transport):  # noqa: ANN001
+    def connection_made(self, transport):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:

@@ -5,19 +5,26 @@ import argparse
 import os
 import shlex
 import sys
+import threading
 import time
-from collections import Counter
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from authtrace import __version__
 
+EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 3  # an internal error: an authtrace bug, never mistaken for "findings" (1)
 
 
 def _say(msg: str) -> None:
     print(f"authtrace: {msg}", file=sys.stderr)
 
 
-def _progress_bar(label: str):
+def _progress_bar(label: str) -> Callable[[int, int], None] | None:
     if not sys.stderr.isatty():
         return None
     start = time.monotonic()
@@ -35,7 +42,7 @@ def _progress_bar(label: str):
     return show
 
 
-def _open(db_path: str):
+def _open(db_path: str) -> Engine:
     from authtrace.store import db
 
     try:
@@ -45,94 +52,104 @@ def _open(db_path: str):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _roles_summary(hops) -> str:
-    c = Counter(h.role for h in hops) if hops and not isinstance(hops[0], str) else Counter(hops)
-    return ", ".join(f"{r} {n}" for r, n in sorted(c.items(), key=lambda kv: -kv[1]))
+def _roles_summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{r} {n}" for r, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _import_each(engine, files: list[str], failed: list[str]):
+def _import_each(engine: Engine, files: list[str], failed: list[str]) -> Iterator[tuple[str, Any]]:
     """Import each file into its own session; unusable files are reported in one sentence and skipped."""
-    from authtrace.addons.importer import CaptureError, import_file
+    from authtrace.addons.importers import CaptureError, import_file
 
     for path in files:
         try:
-            yield path, import_file(engine, path, _progress_bar(os.path.basename(path)))
+            res = import_file(engine, path, _progress_bar(os.path.basename(path)))
         except CaptureError as e:
             _say(str(e))
             failed.append(path)
+            continue
+        if res.decoder_errors:
+            _say(f"internal error: {res.decoder_errors} flow(s) of {path} could not be decoded (an authtrace bug; "
+                 "please report it); the other hops were kept.")
+        yield path, res
 
 
-def cmd_import(args) -> int:
+def cmd_import(args: argparse.Namespace) -> int:
     from authtrace.store import db
 
     engine = _open(args.db)
     failed: list[str] = []
     rc = 0
     for path, res in _import_each(engine, args.files, failed):
-        roles = _roles_summary([h.role for h in db.load_hops(engine, res.session_id)])
+        roles = _roles_summary(db.role_counts(engine).get(res.session_id, {}))
         print(f"{path}: {res.flows} flows, {res.hops} auth hops ({roles or 'none'}) -> session {res.session_id}"
               + (f", {res.skipped} unreadable entries skipped" if res.skipped else ""))
         if res.problem:
             _say(res.problem)
             rc = EXIT_BAD_INPUT
+        if res.decoder_errors:
+            rc = EXIT_BUG
     return EXIT_BAD_INPUT if failed else rc
 
 
-def cmd_sessions(args) -> int:
-    from authtrace.store import db
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from authtrace.store import clock, db
 
     engine = _open(args.db)
     rows = db.sessions(engine)
     if not rows:
         print("no capture sessions yet: run `authtrace record` or `authtrace import FILE`")
         return 0
-    print(f"{'id':>4}  {'kind':<5} {'first hop':<19}  {'span':>8}  {'hops':>5}  {'flows':>6}  roles / source")
+    roles, findings = db.role_counts(engine), db.finding_counts(engine)
+    print(f"{'id':>4}  {'kind':<5} {'first hop':<24}  {'span':>7}  {'hops':>5}  {'flows':>6}  {'findings':<10}"
+          "  roles / source")
     for s in rows:
-        hops = db.load_hops(engine, s.id)
-        first = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.first_seen)) if s.first_seen else "-"
-        span = f"{(s.last_seen - s.first_seen):.1f}s" if s.first_seen and s.last_seen else "-"
-        print(f"{s.id:>4}  {s.kind:<5} {first:<19}  {span:>8}  {s.hops:>5}  {s.flows_seen:>6}  "
-              f"{_roles_summary(hops) or '-'}  [{s.source}]" + (f"  ! {s.problem}" if s.problem else ""))
+        assert s.id is not None
+        first = clock.stamp(s.first_seen) if s.first_seen else "-"
+        span = clock.duration(s.last_seen - s.first_seen) if s.first_seen and s.last_seen else "-"
+        f = findings.get(s.id)
+        found = ", ".join(f"{n} {sev}" for sev, n in sorted(f.items())) if f else "-"
+        print(f"{s.id:>4}  {s.kind:<5} {first:<24}  {span:>7}  {s.hops:>5}  {s.flows_seen:>6}  {found:<10}  "
+              f"{_roles_summary(roles.get(s.id, {})) or '-'}  [{s.source}]" + (f"  ! {s.problem}" if s.problem else ""))
     return 0
 
 
-def _watch_findings(db_path: str, since: float, stop) -> None:
+def _watch_findings(db_path: str, since: float, stop: threading.Event) -> None:
     """While recording, re-run the checks when new hops arrive and print each new finding once it
     has held for two checks in a row: a finding that the next hop explains away (a scope granted
     by the refresh answer 200 ms later) is never printed. Checks run at most every 2 s, and less
     often as the session grows, so the proxy in the same process keeps its CPU."""
     from authtrace.reports.checks import run_checks
-    from authtrace.reports.diagnose import finding_line
+    from authtrace.reports.terminal import finding_line
     from authtrace.store import db
 
-    engine, printed, pending, hops_seen, pause = None, set(), {}, -1, 2.0
+    engine: Engine | None = None
+    printed: set[tuple[str, str]] = set()
+    pending: set[tuple[str, str]] = set()
+    hops_seen, pause = -1, 2.0
     while not stop.wait(pause):
         try:
             engine = engine or db.open_db(db_path)
             session = db.load_session(engine)
-            if session is None or session.created < since or session.hops > 20000:
+            if session is None or session.id is None or session.created < since or session.hops > 20000:
                 continue
             if session.hops == hops_seen and not pending:
                 continue
             hops_seen = session.hops
             started = time.monotonic()
-            now = {}
-            for f in run_checks(db.load_hops(engine, session.id), db.load_tokens(engine, session.id)):
-                now[(f["kind"], f["title"])] = f
+            findings, _ = run_checks(db.load_hops(engine, session.id))
             # this thread shares the proxy's process: spend at most ~1/5 of the time on live hints
             pause = max(2.0, 5 * (time.monotonic() - started))
+            now = {(f.kind, f.title): f for f in findings}
             for key, f in now.items():
                 if key in pending and key not in printed:
                     printed.add(key)
                     print("FINDING " + finding_line(f), flush=True)
-            pending = {k: f for k, f in now.items() if k not in printed}
-        except Exception:  # the capture matters more than the live hint
+            pending = {k for k in now if k not in printed}
+        except Exception:  # noqa: BLE001 - the capture matters more than the live hint; the report has it all
             continue
 
 
-def cmd_record(args) -> int:
-    import threading
-
+def cmd_record(args: argparse.Namespace) -> int:
     from mitmproxy.tools.main import mitmdump
 
     from authtrace.addons import capture
@@ -161,7 +178,7 @@ def cmd_record(args) -> int:
         rc = mitmdump(argv)
     finally:
         stop.set()
-    return rc or 0
+    return int(rc or 0)
 
 
 def _expect(pairs: list[str] | None) -> dict[str, str]:
@@ -175,11 +192,22 @@ def _expect(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def cmd_check(args) -> int:
+def _bugs(a: Any) -> bool:
+    """Say that a check failed, as an authtrace bug, in one sentence each; True when one did."""
+    for x in a.failures:
+        _say(f"internal error in the check {x.check} ({x.error}): an authtrace bug, please report it; "
+             "the other checks' findings are shown.")
+    return bool(a.failures)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from authtrace.reports.diagnose import analyse, finding_line, to_json
+    from authtrace.reports.diagnose import analyse
+    from authtrace.reports.jsonout import to_json
+    from authtrace.reports.terminal import finding_line
+    from authtrace.store import db
 
     expect = _expect(args.expect_audience)
     with tempfile.TemporaryDirectory(prefix="authtrace-") as tmp:
@@ -187,7 +215,9 @@ def cmd_check(args) -> int:
         failed: list[str] = []
         rc = 0
         for path, res in _import_each(engine, args.files, failed):
-            a = analyse(engine, res.session_id, expect)
+            session = db.load_session(engine, res.session_id)
+            assert session is not None
+            a = analyse(engine, session, expect)
             if args.json:
                 print(json.dumps(to_json(a), ensure_ascii=False))
             else:
@@ -196,19 +226,22 @@ def cmd_check(args) -> int:
                     print("  " + finding_line(f))
                 for n in a.notes:
                     print("  note: " + n)
-            if res.problem:
+            if _bugs(a) or res.decoder_errors:
+                rc = EXIT_BUG
+            elif res.problem:
                 _say(res.problem)
-                rc = EXIT_BAD_INPUT
+                rc = max(rc, EXIT_BAD_INPUT)
             elif a.findings and rc == 0:
-                rc = 1
+                rc = EXIT_FINDINGS
         engine.dispose()
-    return EXIT_BAD_INPUT if failed else rc
+    return EXIT_BAD_INPUT if failed and rc != EXIT_BUG else rc
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     import json
 
-    from authtrace.reports.diagnose import analyse, to_json
+    from authtrace.reports.diagnose import analyse
+    from authtrace.reports.jsonout import to_json
     from authtrace.store import db
 
     engine = _open(args.db)
@@ -217,24 +250,24 @@ def cmd_report(args) -> int:
         _say(f"no capture session {args.session} in {args.db}" if args.session else
              f"{args.db} holds no capture session yet: run `authtrace record` or `authtrace import FILE`.")
         return EXIT_BAD_INPUT
-    a = analyse(engine, session.id, _expect(args.expect_audience))
+    a = analyse(engine, session, _expect(args.expect_audience))
+    rc = EXIT_BUG if _bugs(a) else 0
     if args.json:
-        print(json.dumps(to_json(a), ensure_ascii=False, indent=2))
-        return 0
-    from authtrace.reports.render import LeakError, render_html, write_report
+        print(json.dumps(to_json(a, args.redact_pii), ensure_ascii=False, indent=2))
+        return rc
+    from authtrace.reports.html import LeakError, render_html, write_report
 
     out = args.output or f"authtrace-{session.id}.html"
     try:
-        write_report(render_html(a.session, a.hops, a.tokens, a.findings, redact_pii=args.redact_pii,
-                                 notes=a.notes), out)
+        write_report(render_html(a, redact_pii=args.redact_pii), out)
     except LeakError as e:
         _say(f"refusing to write {out}: {e}")
         return EXIT_BAD_INPUT
     print(f"{out}: {len(a.findings)} finding(s), {len(a.hops)} hops")
-    return 0
+    return rc
 
 
-def cmd_env(args) -> int:
+def cmd_env(args: argparse.Namespace) -> int:
     from authtrace.addons.launch import ca_file, proxy_env
 
     if not os.path.exists(ca_file(args.confdir)):
@@ -249,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"authtrace {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    def with_db(p):
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB", "authtrace.db"),
                        help="database file or SQLAlchemy URL (default: authtrace.db)")
         return p
@@ -299,9 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args) or 0
+        return int(args.fn(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `authtrace ... | head`
         sys.stderr.close()
         return 0
+    except Exception as e:  # noqa: BLE001 - an authtrace bug: one sentence (traceback with AUTHTRACE_DEBUG=1)
+        if os.environ.get("AUTHTRACE_DEBUG"):
+            traceback.print_exc()
+        _say(f"internal error ({type(e).__name__}: {str(e)[:200]}): an authtrace bug, please report it "
+             "(AUTHTRACE_DEBUG=1 shows the traceback).")
+        return EXIT_BUG

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from authtrace.store.records import Params
+
 
 @dataclass(frozen=True)
 class Audience:
@@ -41,7 +43,7 @@ AUDIENCES: tuple[Audience, ...] = (
              (r"^api\.botframework\.com$", r"(^|\.)token\.botframework\.com$", r"^smba\.trafficmanager\.net$")),
 )
 
-_OIDC_SCOPES = {"openid", "profile", "email", "offline_access", "address", "phone"}
+OIDC_SCOPES = {"openid", "profile", "email", "offline_access", "address", "phone"}
 
 
 def norm(aud: str) -> str:
@@ -68,15 +70,15 @@ def expected_for(host: str, extra: dict[str, str] | None = None, path: str = "")
     return None
 
 
-def resources_requested(params: dict) -> set[str]:
+def resources_requested(params: Params) -> set[str]:
     """Resources named by a request: RFC 8707 / Entra v1 `resource`, and the resource part of
     URI- or GUID-prefixed scopes (`https://ai.azure.com/.default` -> `https://ai.azure.com`)."""
     out: set[str] = set()
     res = params.get("resource") or params.get("audience")
     if res:
         out.add(norm(res))
-    for s in str(params.get("scope") or "").split():
-        if s.lower() in _OIDC_SCOPES:
+    for s in (params.get("scope") or "").split():
+        if s.lower() in OIDC_SCOPES:
             continue
         if "://" in s or re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-", s, re.I) or s.startswith("api://"):
             base = s.rsplit("/", 1)[0] if s.count("/") > (2 if "://" in s else 0) else s

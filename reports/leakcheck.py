@@ -56,7 +56,7 @@ class LeakError(Exception):
     """The report would carry a raw secret. `str(e)` is one sentence naming what was found and where
     (the caller adds which file was refused); `leaks` lists every finding and `path` the refused file."""
 
-    def __init__(self, message: str, leaks: list | None = None, path: str | None = None):
+    def __init__(self, message: str, leaks: list[Leak] | None = None, path: str | None = None):
         super().__init__(message)
         self.leaks = leaks or []
         self.path = path

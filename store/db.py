@@ -1,43 +1,37 @@
-"""Opening the database and writing hops.
+"""Opening a store, and moving records in and out of it.
 
-SQLite by default (WAL, synchronous=NORMAL, file created 0600); any SQLAlchemy URL works.
-Bulk writes go through Core inserts in batches: an ORM object and a commit per hop is ~40x
-slower (PERF.md). Live capture hands batches to `HopWriter`, a background thread, so the
-proxy's event loop never waits on the disk.
+SQLite by default (WAL, synchronous=NORMAL, file created 0600); any SQLAlchemy URL works. Bulk
+writes are Core inserts in batches: an ORM object and a commit per hop is ~40x slower (PERF.md).
+Records map to rows by their field names; nested records live in JSON columns.
+
+`load_hops` is the one place where a session's hops get their number: the position in time order.
 """
 from __future__ import annotations
 
-import logging
+import dataclasses
+import enum
+import json
 import os
-import queue
 import secrets
 import stat
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from collections import defaultdict
+from typing import Any
 
-from sqlalchemy import event, insert, update
+import orjson
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine
 
-from authtrace.store.models import CaptureSession, Finding, Hop, Meta, Token
+from authtrace.store import models
+from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, to_json
 
-log = logging.getLogger(__name__)
 DEFAULT_DB = "authtrace.db"
 
 
 class DatabaseError(Exception):
-    """The database cannot be opened or written; the message is one sentence for the user."""
-
-
-@dataclass
-class NewHop:
-    """A decoded hop on its way to the database, with the tokens it carried."""
-
-    hop: dict
-    tokens: list[dict] = field(default_factory=list)
+    """The store cannot be opened or written; the message is one sentence for the user."""
 
 
 def url_for(db: str) -> str:
@@ -54,185 +48,199 @@ def _prepare_sqlite_file(path: str) -> None:
     except FileExistsError:
         mode = os.stat(path).st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            print(
-                f"authtrace: warning: {path} can be read by other users (mode {stat.S_IMODE(mode):o}); "
-                f"it holds decoded claims and the fingerprint key: chmod 600 {path}",
-                file=sys.stderr,
-            )
+            print(f"authtrace: warning: {path} can be read by other users (mode {stat.S_IMODE(mode):o}); "
+                  f"it holds decoded claims and the fingerprint key: chmod 600 {path}", file=sys.stderr)
     except OSError as e:
         raise DatabaseError(f"cannot create the database {path}: {e.strerror}.") from e
+
+
+def _dumps(v: Any) -> str:
+    try:
+        return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, huge integers: the slower encoder copes
+        return json.dumps(v, default=str)
 
 
 def open_db(db: str = DEFAULT_DB) -> Engine:
     url = url_for(db)
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         _prepare_sqlite_file(url[len("sqlite:///"):])
-    engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
-    if url.startswith("sqlite"):
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {}, json_serializer=_dumps,
+                           json_deserializer=orjson.loads)
+    if sqlite:
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
     try:
         SQLModel.metadata.create_all(engine)
-    except Exception as e:  # a corrupt or foreign file: say so in one sentence
+    except Exception as e:
         raise DatabaseError(f"cannot use {db} as an authtrace database: {str(e).splitlines()[0]}") from e
     return engine
 
 
 def fingerprint_key(engine: Engine) -> bytes:
-    """The random HMAC key of this database, created on first use."""
+    """The random HMAC key of this store, created on first use."""
     with Session(engine) as s:
-        row = s.get(Meta, "fingerprint_key")
+        row = s.get(models.Meta, "fingerprint_key")
         if row is None:
-            row = Meta(key="fingerprint_key", value=secrets.token_hex(32))
+            row = models.Meta(key="fingerprint_key", value=secrets.token_hex(32))
             s.add(row)
             s.commit()
         return bytes.fromhex(row.value)
 
 
+# ---- records <-> rows ---------------------------------------------------------------------------
+
+def _column(v: Any) -> Any:
+    if isinstance(v, enum.Enum):
+        return v.value
+    if dataclasses.is_dataclass(v) or isinstance(v, (tuple, dict)):
+        return to_json(v) or None
+    return v
+
+
+_HOP_FIELDS = tuple(f.name for f in dataclasses.fields(Hop) if f.name not in ("tokens", "id", "number"))
+_TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(Token) if f.init)
+
+
+def hop_row(h: Hop, session_id: int) -> dict[str, Any]:
+    row = {name: _column(getattr(h, name)) for name in _HOP_FIELDS}
+    row["session_id"] = session_id
+    return row
+
+
+def token_row(t: Token, session_id: int, hop_id: int) -> dict[str, Any]:
+    row = {name: _column(getattr(t, name)) for name in _TOKEN_FIELDS}
+    row.update(session_id=session_id, hop_id=hop_id)
+    return row
+
+
 def new_session(engine: Engine, name: str, source: str, kind: str) -> int:
-    with Session(engine) as s:
-        cs = CaptureSession(name=name, source=source, kind=kind, created=time.time())
-        s.add(cs)
-        s.commit()
-        return cs.id
+    with engine.begin() as conn:
+        sid = conn.execute(insert(models.CaptureSession).values(name=name, source=source, kind=kind,
+                                                                created=time.time())
+                           .returning(col(models.CaptureSession.id))).scalar_one()
+    return int(sid or 0)
 
 
-def write_hops(engine: Engine, session_id: int, batch: list[NewHop]) -> list[int]:
-    """Insert hops and their tokens in one transaction; returns the new hop ids in order."""
+def write_hops(engine: Engine, session_id: int, batch: list[Hop]) -> list[int]:
+    """Insert hops and their tokens in one transaction; sets and returns the new hop ids in order."""
     if not batch:
         return []
     with engine.begin() as conn:
-        rows = [dict(h.hop, session_id=session_id) for h in batch]
-        ids = list(conn.execute(insert(Hop).returning(Hop.id, sort_by_parameter_order=True), rows).scalars())
-        tokens = [dict(t, session_id=session_id, hop_id=hid) for hid, h in zip(ids, batch) for t in h.tokens]
+        rows = [hop_row(h, session_id) for h in batch]
+        ids = [int(i or 0) for i in conn.execute(insert(models.Hop).returning(col(models.Hop.id),
+                                                                       sort_by_parameter_order=True), rows).scalars()]
+        for h, hid in zip(batch, ids):
+            h.id = hid
+        tokens = [token_row(t, session_id, hid) for hid, h in zip(ids, batch) for t in h.tokens]
         if tokens:
-            conn.execute(insert(Token), tokens)
-        started = [r["started"] for r in rows]
-        first, last = conn.execute(select(CaptureSession.first_seen, CaptureSession.last_seen)
-                                   .where(CaptureSession.id == session_id)).one()
-        conn.execute(
-            update(CaptureSession)
-            .where(CaptureSession.id == session_id)
-            .values(hops=CaptureSession.hops + len(rows),
-                    first_seen=min(started + ([first] if first is not None else [])),
-                    last_seen=max(started + ([last] if last is not None else [])))
-        )
+            conn.execute(insert(models.Token), tokens)
+        started = [h.started for h in batch]
+        cs = models.CaptureSession
+        first, last = conn.execute(select(col(cs.first_seen), col(cs.last_seen)).where(col(cs.id) == session_id)).one()
+        conn.execute(update(cs).where(col(cs.id) == session_id).values(
+            hops=col(cs.hops) + len(rows),
+            first_seen=min(started + ([first] if first is not None else [])),
+            last_seen=max(started + ([last] if last is not None else []))))
     return ids
 
 
-def update_session(engine: Engine, session_id: int, **values) -> None:
+def update_session(engine: Engine, session_id: int, **values: Any) -> None:
     with engine.begin() as conn:
-        conn.execute(update(CaptureSession).where(CaptureSession.id == session_id).values(**values))
+        conn.execute(update(models.CaptureSession).where(col(models.CaptureSession.id) == session_id).values(**values))
 
 
-def set_signatures(engine: Engine, session_id: int, results: dict[str, str]) -> None:
-    """Record JWKS verification results (fingerprint -> verified/failed) found after the tokens were stored."""
+def set_signatures(engine: Engine, session_id: int, results: dict[str, Any]) -> None:
+    """Record JWKS verification results (fingerprint -> verdict) found after the tokens were stored."""
     with engine.begin() as conn:
-        for fp, status in results.items():
-            conn.execute(
-                update(Token).where(Token.session_id == session_id, Token.fingerprint == fp).values(signature=status)
-            )
+        for fp, verdict in results.items():
+            conn.execute(update(models.Token).where(col(models.Token.session_id) == session_id,
+                                                    col(models.Token.fingerprint) == fp).values(signature=_column(verdict)))
 
 
-class HopWriter:
-    """Writes hops from a queue on a background thread: flushes every `interval` seconds and at close."""
+# ---- reading ----------------------------------------------------------------------------------
 
-    def __init__(self, engine: Engine, session_id: int, interval: float = 0.5,
-                 on_stored: Callable[[list[NewHop], list[int]], None] | None = None):
-        self.engine, self.session_id, self.interval, self.on_stored = engine, session_id, interval, on_stored
-        self._q: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="authtrace-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, hops: Iterable[NewHop]) -> None:
-        for h in hops:
-            self._q.put(("hop", h))
-
-    def call(self, fn: Callable[[], None]) -> None:
-        """Run fn on the writer thread after everything queued before it is stored."""
-        self._q.put(("call", fn))
-
-    def close(self) -> None:
-        self._q.put(("stop", None))
-        self._thread.join(timeout=30)
-
-    def _store(self, batch: list[NewHop]) -> None:
-        try:
-            ids = write_hops(self.engine, self.session_id, batch)
-        except Exception:  # one bad hop must not take the batch with it: retry one by one
-            ids = []
-            kept = []
-            for h in batch:
-                try:
-                    ids += write_hops(self.engine, self.session_id, [h])
-                    kept.append(h)
-                except Exception as e:
-                    log.error("authtrace: could not store a %s hop: %s", h.hop.get("role"), type(e).__name__)
-            batch = kept
-        if self.on_stored and ids:
-            try:
-                self.on_stored(batch, ids)
-            except Exception:
-                pass
-
-    def _run(self) -> None:
-        pending: list[NewHop] = []
-        deadline = None
-        while True:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                what, item = self._q.get(timeout=timeout)
-            except queue.Empty:
-                what, item = "flush", None
-            if what == "hop":
-                pending.append(item)
-                if deadline is None:
-                    deadline = time.monotonic() + self.interval
-                if len(pending) < 500:
-                    continue
-            if pending:
-                batch, pending, deadline = pending, [], None
-                self._store(batch)
-            if what == "call":
-                try:
-                    item()
-                except Exception as e:
-                    log.error("authtrace: %s", e)
-            if what == "stop":
-                return
+def _session(row: Any) -> CaptureSession:
+    s = from_json(CaptureSession, dict(row._mapping))
+    assert s is not None  # every column of a session row is there
+    return s
 
 
 def sessions(engine: Engine) -> list[CaptureSession]:
-    with Session(engine) as s:
-        return list(s.exec(select(CaptureSession).order_by(CaptureSession.id)))
+    with engine.connect() as conn:
+        return [_session(r) for r in conn.execute(select(models.CaptureSession).order_by(col(models.CaptureSession.id)))]
 
 
 def load_session(engine: Engine, session_id: int | None = None) -> CaptureSession | None:
-    with Session(engine) as s:
-        q = select(CaptureSession)
-        q = q.where(CaptureSession.id == session_id) if session_id else q.order_by(CaptureSession.id.desc())
-        return s.exec(q).first()
+    """A session by id, or the latest one when `session_id` is None."""
+    q = select(models.CaptureSession)
+    if session_id is None:
+        q = q.order_by(col(models.CaptureSession.id).desc()).limit(1)
+    else:
+        q = q.where(col(models.CaptureSession.id) == session_id)
+    with engine.connect() as conn:
+        row = conn.execute(q).first()
+    return _session(row) if row is not None else None
 
 
 def load_hops(engine: Engine, session_id: int) -> list[Hop]:
-    with Session(engine) as s:
-        return list(s.exec(select(Hop).where(Hop.session_id == session_id).order_by(Hop.seq, Hop.id)))
+    """A session's hops in time order, each with its tokens and its number (1, 2, … in that order)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
+                            .order_by(col(models.Hop.started), col(models.Hop.id))).mappings().all()
+        toks = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
+                            .order_by(col(models.Token.id))).mappings().all()
+    by_hop: dict[int, list[Token]] = defaultdict(list)
+    for t in toks:
+        tok = from_json(Token, dict(t))
+        if tok is not None:
+            by_hop[t["hop_id"]].append(tok)
+    hops = []
+    for r in rows:
+        h = from_json(Hop, dict(r))
+        if h is None:
+            continue
+        h.id = r["id"]
+        h.tokens = by_hop.get(r["id"], [])
+        hops.append(h)
+    for n, h in enumerate(hops, 1):
+        h.number = n
+    return hops
 
 
-def load_tokens(engine: Engine, session_id: int) -> list[Token]:
-    with Session(engine) as s:
-        return list(s.exec(select(Token).where(Token.session_id == session_id).order_by(Token.id)))
-
-
-def replace_findings(engine: Engine, session_id: int, findings: list[dict]) -> None:
-    """Findings are recomputed on every report, so an old database benefits from newer checks."""
-    from sqlalchemy import delete
-
+def replace_findings(engine: Engine, session_id: int, findings: list[Finding]) -> None:
+    """The latest analysis of a session, kept so `sessions` can count findings without the checks."""
+    rows = [{"session_id": session_id, "kind": f.kind, "severity": f.severity.value, "title": f.title,
+             "explanation": f.explanation, "causes": list(f.causes), "next_step": f.next_step,
+             "evidence": [h.id for h in f.evidence], "details": to_json(f.details) or None} for f in findings]
     with engine.begin() as conn:
-        conn.execute(delete(Finding).where(Finding.session_id == session_id))
-        if findings:
-            conn.execute(insert(Finding), [dict(f, session_id=session_id) for f in findings])
+        conn.execute(delete(models.Finding).where(col(models.Finding.session_id) == session_id))
+        if rows:
+            conn.execute(insert(models.Finding), rows)
+
+
+def finding_counts(engine: Engine) -> dict[int, dict[str, int]]:
+    """session id -> {severity: count} from the stored findings (an SQL aggregate, no checks run)."""
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    f = models.Finding
+    with engine.connect() as conn:
+        q = select(col(f.session_id), col(f.severity), func.count()).group_by(col(f.session_id), col(f.severity))
+        for sid, sev, n in conn.execute(q):
+            out[sid][sev] = n
+    return dict(out)
+
+
+def role_counts(engine: Engine) -> dict[int, dict[str, int]]:
+    """session id -> {role: count}, an SQL aggregate."""
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    h = models.Hop
+    with engine.connect() as conn:
+        q = select(col(h.session_id), col(h.role), func.count()).group_by(col(h.session_id), col(h.role))
+        for sid, role, n in conn.execute(q):
+            out[sid][role] = n
+    return dict(out)

@@ -1,11 +1,13 @@
-"""Tables. Hops keep decoded, secret-free evidence; raw secrets never reach a column.
+"""Tables: the schema of a store. Hops keep decoded, secret-free evidence; raw secrets never reach a column.
 
-JSON columns hold the decoded parameters, claims and error fields as they were found:
-their shape differs per provider, and checks read them as plain dicts.
+The records (`records.py`) are what the program passes; these tables are how a store keeps them,
+and migrations change them explicitly. The store maps records to rows by their field names
+(`db.to_row` / `db.hop_from_row`): a column here per stored field of the record, JSON columns for
+its nested records, and `tests/test_store.py` holds the two in step.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
@@ -16,73 +18,77 @@ def _json() -> Any:
 
 
 class Meta(SQLModel, table=True):
-    """Per-database settings; holds the fingerprint key (so the database stays the engineer's own)."""
+    """Per-store settings: the fingerprint key (so the store stays its owners' own), the schema version."""
 
     key: str = Field(primary_key=True)
     value: str
 
 
 class CaptureSession(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str
-    source: str  # "live" or a file path
-    kind: str  # live | har | mitm
+    source: str
+    kind: str
     created: float
-    first_seen: Optional[float] = None
-    last_seen: Optional[float] = None
-    flows_seen: int = 0  # every flow looked at, auth or not (noise is counted, not stored)
+    first_seen: float | None = None
+    last_seen: float | None = None
+    flows_seen: int = 0
     hops: int = 0
-    problem: Optional[str] = None  # one sentence when the capture was damaged or cut short
+    problem: str | None = None
 
 
 class Hop(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="capturesession.id", index=True)
-    seq: int  # order within the capture
-    started: float  # epoch seconds, request start
-    duration_ms: Optional[float] = None
+    started: float
+    duration_ms: float | None = None
     role: str = Field(index=True)
     method: str
-    url: str  # secrets replaced by fingerprints
+    url: str
     host: str
     path: str
-    status: Optional[int] = None
+    status: int | None = None
     is_error: bool = False
-    actor: str  # browser | app | api-client
-    user_agent: Optional[str] = None
-    code_fp: Optional[str] = Field(default=None, index=True)  # code carried: issued, received or redeemed
-    state: Optional[str] = None  # normalised (percent-decoded) state value
-    nonce: Optional[str] = None
-    client_id: Optional[str] = None
-    initiator: Any = _json()  # Sec-Fetch-*, Origin, Referer (redacted)
-    params: Any = _json()  # {"query"|"form"|"json"|"fragment": {name: value-or-fingerprint}}
-    response: Any = _json()  # decoded answer: token fields, Location params, WWW-Authenticate
-    state_decoded: Any = _json()
-    error: Any = _json()  # error, error_description, error_codes, trace_id, correlation_id, ...
-    headers: Any = _json()  # selected, non-secret request/response headers
-    cookies: Any = _json()  # {"sent": [names], "set": [names]}
-    body_excerpt: Optional[str] = None  # redacted start of an error answer
-    note: Optional[str] = None  # how the hop was derived, e.g. "from the Location fragment of hop 12"
+    actor: str
+    user_agent: str | None = None
+    code_fp: str | None = Field(default=None, index=True)
+    state: str | None = None
+    nonce: str | None = None
+    client_id: str | None = None
+    from_fragment: bool = False
+    initiator: Any = _json()
+    params: Any = _json()
+    answer: Any = _json()
+    state_info: Any = _json()
+    error: Any = _json()
+    request_headers: Any = _json()
+    response_headers: Any = _json()
+    cookies_sent: Any = _json()
+    cookies_set: Any = _json()
+    body_excerpt: str | None = None
 
 
 class Token(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="capturesession.id", index=True)
     hop_id: int = Field(foreign_key="hop.id", index=True)
-    where: str  # e.g. "response.access_token", "request.authorization", "form.id_token"
-    kind: str  # access_token | id_token | refresh_token | client_assertion | ...
+    where: str
+    kind: str
     fingerprint: str = Field(index=True)
-    format: str  # jwt | opaque
+    format: str
     header: Any = _json()
     claims: Any = _json()
-    signature: str = "unknown"  # verified | failed | unknown | none (alg none / unsigned)
+    signature: str = "unknown"
 
 
 class Finding(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    """The findings of a session's latest analysis: read back by `sessions` (counts, kinds) without
+    running the checks again; rewritten whenever a session is analysed."""
+
+    id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="capturesession.id", index=True)
-    kind: str
-    severity: str  # error | warning | info
+    kind: str = Field(index=True)
+    severity: str
     title: str
     explanation: str
     causes: Any = _json()

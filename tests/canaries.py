@@ -19,8 +19,9 @@ import secrets as _random
 import time
 from urllib.parse import quote, quote_plus, urlencode
 
-from builders import API, APP, CLIENT_ID, IDP, TENANT, flow, jwks, make_jwt
 from mitmproxy import http
+
+from builders import API, APP, CLIENT_ID, IDP, TENANT, flow, jwks, make_jwt
 
 BOUNDARY = "----authtraceCanaryBoundary7MA4YWxkTrZu0gW"
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import brotli
 import orjson
 import zstandard
-from builders import API, IDP, TENANT, flow, signin_flows, to_har
 from mitmproxy import http
 from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
 
 from authtrace.addons.hops import Context, flow_to_hops
+
+from builders import API, IDP, TENANT, flow, signin_flows, to_har
 
 SIGNIN_HOPS = 6
 BIG = 50 * 1024 * 1024  # "a 50 MB body"

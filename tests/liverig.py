@@ -17,9 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 Respond = Callable[[BaseHTTPRequestHandler, bytes], tuple[int, list[tuple[str, str]], bytes]]
 
@@ -80,7 +80,7 @@ class Upstream(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)
 
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         self._thread.start()
         return self
 
@@ -100,7 +100,7 @@ class Recorder:
         self.extra = extra
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         self._fh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "authtrace", "record", "--db", str(self.db), "--listen-port", str(self.port),

@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 
 import orjson
-from builders import chrome_har, to_har
-from canaries import canaries, distinct, leaks
-from liverig import Recorder, Upstream, send
 from mitmproxy.io import FlowWriter
 
 from authtrace.addons.hops import Context, flow_to_hops
+
+from builders import chrome_har, to_har
+from canaries import canaries, distinct, leaks
+from liverig import Recorder, Upstream, send
 
 CLI = [sys.executable, "-m", "authtrace"]
 MIN_CANARIES = 30

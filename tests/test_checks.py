@@ -5,12 +5,11 @@ import sys
 import time
 from urllib.parse import urlencode
 
-import pytest
-from builders import API, APP, CLIENT_ID, IDP, TENANT, chrome_har, flow, make_jwt, signin_flows, to_har
-
 from authtrace.addons.importer import import_file
 from authtrace.reports.checks import notes, run_checks
 from authtrace.store import db
+
+from builders import API, APP, CLIENT_ID, IDP, TENANT, chrome_har, flow, make_jwt, signin_flows, to_har
 
 
 def findings(tmp_path, flows, expect=None, har=False):

@@ -24,6 +24,7 @@ from collections import Counter
 from urllib.parse import urlencode
 
 import requests
+
 from liverig import Recorder, Upstream
 
 CLI = [sys.executable, "-m", "authtrace"]

@@ -22,20 +22,21 @@ from urllib.parse import quote, urlencode
 import brotli
 import pytest
 import zstandard
-from builders import API, APP, IDP, TENANT, flow, signin_flows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mitmproxy import http
 from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
-import corpus
 from authtrace.addons import capture
 from authtrace.addons.decode import decode_jwt, decode_state, error_fields, message, text_error, www_authenticate
 from authtrace.addons.hops import Context, flow_to_hops
 from authtrace.addons.importer import CaptureError, import_file
 from authtrace.addons.secrets import PASSWORD_NAMES, SECRET_NAMES, Fingerprinter
 from authtrace.store import db
+
+import corpus
+from builders import API, APP, IDP, TENANT, flow, signin_flows
 
 CLI = [sys.executable, "-m", "authtrace"]
 KEY = b"\x11" * 32

@@ -3,9 +3,9 @@ import base64
 import json
 from urllib.parse import urlencode
 
-from builders import APP, IDP, flow, make_jwt, signin_flows
-
 from authtrace.addons.hops import flow_to_hops
+
+from builders import APP, IDP, flow, make_jwt, signin_flows
 
 
 def hops_of(flows, ctx):

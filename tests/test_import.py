@@ -7,11 +7,12 @@ import sys
 
 import orjson
 import pytest
-from builders import chrome_har, signin_flows, to_har
 from mitmproxy.io import FlowWriter
 
 from authtrace.addons.importer import CaptureError, import_file
 from authtrace.store import db
+
+from builders import chrome_har, signin_flows, to_har
 
 CLI = [sys.executable, "-m", "authtrace"]
 

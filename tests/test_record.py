@@ -12,12 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import pytest
-from builders import signin_flows
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
 from authtrace.addons import capture
 from authtrace.store import db
+
+from builders import signin_flows
 
 
 def test_addon_file_loads_with_mitmproxy_script_loader():

@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
-from builders import API, APP, CLIENT_ID, IDP, TENANT, flow, signin_flows, to_har
 
 from authtrace.addons.hops import Context, flow_to_hops
 from authtrace.addons.importer import import_file
@@ -21,6 +20,8 @@ from authtrace.reports.leakcheck import LeakError, find_leaks
 from authtrace.reports.render import render_html, write_report
 from authtrace.store import db
 from authtrace.store.db import NewHop
+
+from builders import API, APP, CLIENT_ID, IDP, TENANT, flow, signin_flows, to_har
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

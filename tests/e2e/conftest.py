@@ -21,10 +21,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -372,7 +371,7 @@ def scenario_outcomes(request, stack, chromium) -> dict[str, object]:
             )  # fmt: skip
             outcomes[key] = previous = outcome
             TIMINGS[scenario.name] = outcome.seconds
-        except Exception as exc:  # noqa: BLE001 - reported by the scenario's own tests
+        except Exception as exc:
             cap = stack.captures.get(scenario.name)
             log = f"\n--- proxy log ({cap.proc.log}) ---\n{cap.proc.tail(40)}" if cap else ""
             outcomes[key] = ScenarioFailed(f"scenario {key} ({scenario.name}) failed: {exc!r}{log}")

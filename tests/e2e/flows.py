@@ -10,8 +10,9 @@ or a replayed redirect would).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # keep collection working where playwright is missing
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # keep collection working where playwright is missing
 
 @dataclass
 class SignIn:
-    page: "Page"
+    page: Page
     app_url: str
     callback_url: str  # the exact URL the IdP redirected the browser to (code, state, iss)
     callback_status: int  # HTTP status of the app's callback page
@@ -38,16 +39,16 @@ class SignIn:
         return parse_qs(urlsplit(self.callback_url).query).get("state", [None])[0]
 
 
-def app_result(page: "Page") -> dict[str, Any]:
+def app_result(page: Page) -> dict[str, Any]:
     """The JSON the test app prints in <pre id="result">."""
     return json.loads(page.text_content("#result") or "{}")
 
 
-def app_cookies(context: "BrowserContext", app_url: str) -> list[dict]:
+def app_cookies(context: BrowserContext, app_url: str) -> list[dict]:
     return context.cookies([app_url])
 
 
-def restore_app_cookies(context: "BrowserContext", app_url: str, cookies: list[dict]) -> None:
+def restore_app_cookies(context: BrowserContext, app_url: str, cookies: list[dict]) -> None:
     """Replace the app's cookies in the browser with a saved set."""
     context.clear_cookies(domain=urlsplit(app_url).hostname)
     if cookies:
@@ -55,7 +56,7 @@ def restore_app_cookies(context: "BrowserContext", app_url: str, cookies: list[d
 
 
 def sign_in(
-    context: "BrowserContext",
+    context: BrowserContext,
     app_url: str,
     *,
     login: str = "alice",
@@ -117,7 +118,7 @@ def sign_in(
 
 
 def rewrite_navigations(
-    context: "BrowserContext", page: "Page", url_prefix: str, rewrite: Callable[[str], str]
+    context: BrowserContext, page: Page, url_prefix: str, rewrite: Callable[[str], str]
 ) -> list[tuple[str, str]]:
     """Rewrite, inside the browser, every request of page whose URL starts with url_prefix.
 
@@ -153,7 +154,7 @@ class Replay:
     cookies_after_first: list[dict]  # the app session of the first, successful callback
 
 
-def replay_callback(context: "BrowserContext", first: SignIn) -> Replay:
+def replay_callback(context: BrowserContext, first: SignIn) -> Replay:
     """Deliver the same callback again with the app's pre-callback cookies (code reuse).
 
     A plain second visit would fail in the app itself (Authlib dropped the state
@@ -169,7 +170,7 @@ def replay_callback(context: "BrowserContext", first: SignIn) -> Replay:
     return Replay(status=response.status, result=app_result(first.page), cookies_after_first=after_first)
 
 
-def app_call(page: "Page", app_url: str, url: str, token: str = "api") -> dict[str, Any]:
+def app_call(page: Page, app_url: str, url: str, token: str = "api") -> dict[str, Any]:
     """Ask the app to send its stored access token (api JWT or userinfo token) to url."""
     page.goto(f"{app_url}/call?{urlencode({'url': url, 'token': token})}")
     return app_result(page)

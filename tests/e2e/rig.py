@@ -16,9 +16,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -111,7 +111,7 @@ class PKI:
 def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS) -> PKI:
     """A throwaway CA, one leaf certificate for all test host names (EC P-256: fast), the IdP's RSA key."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authtrace e2e throwaway CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
@@ -255,7 +255,7 @@ class Proc:
     returncode: int | None = None
     killed: bool = False  # needed SIGKILL after ignoring the polite signal
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             self.popen = subprocess.Popen(

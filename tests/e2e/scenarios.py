@@ -19,10 +19,11 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import flows, rig
@@ -38,7 +39,7 @@ EXPORT_ENV = "AUTHTRACE_E2E_EXPORT"
 class Scenario:
     key: str  # "a".."e": the fixture is scenario_<key>
     name: str  # the capture's name (directory under <basetemp>/e2e0/captures/)
-    journey: Callable[["Stack", Any, dict], dict]  # (stack, browser context, extra) -> observations
+    journey: Callable[[Stack, Any, dict], dict]  # (stack, browser context, extra) -> observations
     har: bool = False  # also write mitmproxy's own HAR export of the capture (hardump)
     direct_rp: bool = False  # needs the relying party whose back channel bypasses the proxy
 
@@ -46,7 +47,7 @@ class Scenario:
 # ------------------------------------------------------------------ journeys
 
 
-def clean_signin(stack: "Stack", context, extra: dict) -> dict:
+def clean_signin(stack: Stack, context, extra: dict) -> dict:
     """a: one sign-in, then the app's home page."""
     signin = flows.sign_in(context, stack.app_url)
     page = context.new_page()
@@ -66,12 +67,12 @@ def code_reuse(app_url: str, userinfo_url: str, api_url: str, context) -> dict:
     return {"first": first, "before": before, "replay": replay, "after": after, "api_after": still}
 
 
-def callback_twice(stack: "Stack", context, extra: dict) -> dict:
+def callback_twice(stack: Stack, context, extra: dict) -> dict:
     """b: the code-reuse recipe through the app whose back channel goes through the proxy."""
     return code_reuse(stack.app_url, stack.userinfo_url, stack.api_url, context)
 
 
-def wrong_audience(stack: "Stack", context, extra: dict) -> dict:
+def wrong_audience(stack: Stack, context, extra: dict) -> dict:
     """c: sign in, call the API with its JWT (aud https://api.test), then send it to other.test."""
     signin = flows.sign_in(context, stack.app_url)
     ok = flows.app_call(signin.page, stack.app_url, stack.api_url)
@@ -85,12 +86,12 @@ def altered_state(url: str) -> str:
     return flows.with_query(url, state=state[::-1] if state[::-1] != state else state + "x")
 
 
-def state_altered(stack: "Stack", context, extra: dict) -> dict:
+def state_altered(stack: Stack, context, extra: dict) -> dict:
     """d: the browser itself changes state in the callback URL before the request leaves it."""
     return {"signin": flows.sign_in(context, stack.app_url, rewrite_callback=altered_state)}
 
 
-def backchannel_hidden(stack: "Stack", context, extra: dict) -> dict:
+def backchannel_hidden(stack: Stack, context, extra: dict) -> dict:
     """e: the code-reuse recipe through the app whose back channel does NOT go through the proxy."""
     return code_reuse(extra["direct_rp"], stack.userinfo_url, stack.api_url, context)
 
@@ -115,7 +116,7 @@ class Outcome:
     """One scenario's journey and, read lazily, what authtrace made of its capture."""
 
     scenario: Scenario
-    capture: "Capture"
+    capture: Capture
     journey: dict[str, Any]  # what the browser and the app saw (flows.* results)
     records_hops: bool
     files: list[Path]  # the saved capture files handed to `authtrace check`
@@ -189,7 +190,7 @@ class Outcome:
 
 
 def record(
-    stack: "Stack", browser, scenario: Scenario, extra: dict, new_context, on_ready: Callable[[], None] | None = None
+    stack: Stack, browser, scenario: Scenario, extra: dict, new_context, on_ready: Callable[[], None] | None = None
 ) -> Outcome:
     """Record scenario in a capture of its own. Its analysis starts later (``Outcome.start_analysis``).
 
@@ -212,7 +213,7 @@ def record(
     return Outcome(scenario, cap, seen, stack.records_hops, files, seconds)
 
 
-def export(cap: "Capture", files: list[Path]) -> None:
+def export(cap: Capture, files: list[Path]) -> None:
     """Copy the saved files to $AUTHTRACE_E2E_EXPORT/<capture name>.<suffix> when that is set."""
     target = os.environ.get(EXPORT_ENV)
     if not target:

@@ -22,12 +22,11 @@ import sys
 import threading
 
 import requests
+import testdns  # next to this file
 from authlib.jose import JsonWebKey, JsonWebToken
 from authlib.jose.errors import JoseError
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
-
-import testdns  # next to this file
 
 testdns.install_from_env()
 

@@ -35,12 +35,11 @@ import sys
 import threading
 
 import requests
+import testdns  # next to this file
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, g, request, session
 from werkzeug.serving import make_server
-
-import testdns  # next to this file
 
 testdns.install_from_env()  # TEST-ONLY, when E2E_RESOLVE_TEST_HOSTS is set (the app WITHOUT the proxy)
 
@@ -174,7 +173,7 @@ def callback():
         result.update(error=exc.error, error_description=exc.description)
         result["backchannel"] = g.get("backchannel", [])
         return _page(f"Sign-in failed: {exc.error}", result, 400)
-    except Exception as exc:  # noqa: BLE001 - the page is the test's only window into the RP
+    except Exception as exc:
         result.update(error=type(exc).__name__, error_description=str(exc)[:500])
         result["backchannel"] = g.get("backchannel", [])
         return _page(f"Sign-in failed: {type(exc).__name__}", result, 400)

@@ -1,0 +1,186 @@
+"""What one capture session has learnt so far, and the JWT signatures it can check.
+
+The hop builder is pure apart from this: discovery documents teach endpoints, authorize requests
+teach redirect URIs and identity-provider hosts, JWKS documents teach keys. Raw JWTs are held in
+memory only, briefly, so a JWKS that arrives after the tokens (the usual order) can still verify them.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+import jwt
+
+from authtrace.addons.secrets import Fingerprinter
+from authtrace.store.records import Signature
+
+ENDPOINT_FIELDS = (("authorize", "authorization_endpoint"), ("token", "token_endpoint"), ("jwks", "jwks_uri"),
+                   ("userinfo", "userinfo_endpoint"), ("logout", "end_session_endpoint"),
+                   ("device", "device_authorization_endpoint"), ("par", "pushed_authorization_request_endpoint"),
+                   ("registration", "registration_endpoint"), ("revocation", "revocation_endpoint"),
+                   ("introspection", "introspection_endpoint"))
+MAX_PENDING = 2000
+MAX_REMEMBERED = 4096
+
+
+def split(url: str) -> SplitResult:
+    """urlsplit that never raises: a malformed Location, Referer or endpoint must not lose the hop."""
+    try:
+        return urlsplit(url or "")
+    except ValueError:
+        return urlsplit("")
+
+
+def bare(url: str) -> str:
+    """scheme://host[:port]/path, lower-case host, no query or fragment: for endpoint matching."""
+    p = split(url)
+    return f"{p.scheme}://{(p.netloc or '').lower()}{p.path.rstrip('/')}"
+
+
+class Signatures:
+    """JWKS keys seen in the capture and the verdict for each token fingerprint."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}  # kid (or a placeholder for keys without one) -> PyJWK
+        self.pending: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()  # fp -> (raw, header)
+        self.verdicts: dict[str, Signature] = {}
+        self.updates: dict[str, Signature] = {}  # found after the token was handed on: to store later
+
+    def check(self, raw: str, header: dict[str, Any], fp: str) -> Signature:
+        """The signature's verdict now; an unknown one is re-checked when a JWKS arrives."""
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg.lower() in ("", "none"):
+            return Signature.NONE
+        if header.get("nonce") is not None:
+            # Entra's tokens for Microsoft's own APIs (Graph) carry a nonce in the header that is
+            # hashed before signing: no client can verify them, by design.
+            return Signature.UNKNOWN
+        known = self.verdicts.get(fp)
+        if known is not None:
+            return known
+        key = self._key_for(header)
+        if key is None:
+            self.pending[fp] = (raw, header)
+            if len(self.pending) > MAX_PENDING:
+                self.pending.popitem(last=False)
+            return Signature.UNKNOWN
+        verdict = self.verdicts[fp] = verify(raw, key, header)
+        return verdict
+
+    def learn_jwks(self, doc: Any) -> None:
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            return
+        for k in doc["keys"][:200]:
+            if not isinstance(k, dict):
+                continue
+            try:
+                pk = jwt.PyJWK.from_dict(k)
+            except (jwt.PyJWTError, ValueError, TypeError, KeyError):  # an unusable key: skip it, keep the others
+                continue
+            kid = k.get("kid")
+            self.keys[kid if isinstance(kid, str) and kid else f"_{len(self.keys)}"] = pk
+        for fp, (raw, header) in list(self.pending.items()):
+            key = self._key_for(header)
+            if key is not None:
+                self.updates[fp] = self.verdicts[fp] = verify(raw, key, header)
+                del self.pending[fp]
+
+    def _key_for(self, header: dict[str, Any]) -> Any:
+        """The key a token names by `kid`; without a `kid`, the only key the capture holds."""
+        kid = header.get("kid")
+        if isinstance(kid, str) and kid:
+            return self.keys.get(kid)
+        if kid is None and len(self.keys) == 1:
+            return next(iter(self.keys.values()))
+        return None
+
+    def take_updates(self) -> dict[str, Signature]:
+        out, self.updates = self.updates, {}
+        return out
+
+
+def verify(raw: str, key: Any, header: dict[str, Any]) -> Signature:
+    """The signature over `header.payload`, checked with the algorithm the header names. A key of
+    another type, or an algorithm PyJWT does not know, is `unknown`: nothing was proven either way."""
+    signing_input, _, sig = raw.rpartition(".")
+    try:
+        algo = jwt.get_algorithm_by_name(str(header.get("alg")))
+    except NotImplementedError:
+        return Signature.UNKNOWN
+    kty = getattr(key, "key_type", None)
+    if isinstance(kty, str) and not _fits(str(header.get("alg")), kty):
+        return Signature.UNKNOWN
+    try:
+        signature = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    except (binascii.Error, ValueError):
+        return Signature.FAILED  # a signature that is not even base64url proves nothing good
+    try:
+        return Signature.VERIFIED if algo.verify(signing_input.encode(), key.key, signature) else Signature.FAILED
+    except (TypeError, ValueError, AttributeError, jwt.PyJWTError):  # key object of the wrong kind
+        return Signature.UNKNOWN
+
+
+_ALG_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "HS": "oct", "Ed": "OKP", "EdDSA": "OKP"}
+
+
+def _fits(alg: str, key_type: str) -> bool:
+    want = _ALG_KEY_TYPES.get(alg) or _ALG_KEY_TYPES.get(alg[:2])
+    return want is None or want == key_type
+
+
+class CaptureContext:
+    """What one capture session has learnt so far (endpoints, hosts, redirect URIs, keys), and the
+    fingerprinter of its store."""
+
+    def __init__(self, key: bytes):
+        self.fpr = Fingerprinter(key)
+        self.signatures = Signatures()
+        self.endpoints: dict[str, set[str]] = {role: set() for role, _ in ENDPOINT_FIELDS}
+        self.idp_hosts: set[str] = set()
+        self.redirect_uris: set[str] = set()
+        self.open_authorize: dict[str, float] = {}  # IdP host -> time of the latest authorize there
+        self.redirect_targets: OrderedDict[str, None] = OrderedDict()  # URLs an IdP redirected to
+        self.decoded: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]] | None] = OrderedDict()
+
+    def learn_discovery(self, doc: Any, host: str) -> str | None:
+        """Endpoints from an OpenID/OAuth metadata document; returns its issuer when it is text."""
+        if not isinstance(doc, dict):
+            return None
+        for role, name in ENDPOINT_FIELDS:
+            url = doc.get(name)
+            if isinstance(url, str):
+                self.endpoints[role].add(bare(url))
+                h = split(url).hostname
+                if h and role in ("authorize", "device", "logout"):
+                    self.idp_hosts.add(h.lower())
+        self.idp_hosts.add(host)
+        issuer = doc.get("issuer")
+        return issuer if isinstance(issuer, str) else None
+
+    def endpoint_role(self, bare_url: str) -> str | None:
+        for role, urls in self.endpoints.items():
+            if bare_url in urls:
+                return role
+        return None
+
+    def saw_authorize(self, host: str, started: float, redirect_uri: str | None) -> None:
+        self.open_authorize[host] = started
+        self.idp_hosts.add(host)
+        if redirect_uri:
+            self.redirect_uris.add(bare(redirect_uri))
+
+    def saw_callback(self) -> None:
+        self.open_authorize.clear()  # the sign-in came back: IdP pages after this are not its login steps
+
+    def saw_redirect_to(self, location: str) -> None:
+        self.redirect_targets[bare(location)] = None
+        if len(self.redirect_targets) > 200:
+            self.redirect_targets.popitem(last=False)
+
+    def remember_decoded(self, fp: str, decoded: tuple[dict[str, Any], dict[str, Any]] | None) -> None:
+        self.decoded[fp] = decoded
+        if len(self.decoded) > MAX_REMEMBERED:
+            self.decoded.popitem(last=False)

@@ -1,0 +1,83 @@
+"""Offline capture files -> the same hop builder as live capture, into a new capture session.
+
+`sniff` tells a HAR from a mitmproxy flow file; `har` picks the few auth entries out of a parsed
+HAR; `mitm` streams a flow file with mitmproxy's own reader. A file that is no capture raises
+`CaptureError` before any session is made; a damaged one keeps every hop before the damage and says
+what happened in `ImportResult.problem`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from authtrace.addons.context import CaptureContext
+from authtrace.addons.hops import flow_to_hops
+from authtrace.addons.importers.har import har_entries, har_flows
+from authtrace.addons.importers.mitm import mitm_flows
+from authtrace.addons.importers.sniff import CaptureError, Progress, sniff
+from authtrace.store import db
+from authtrace.store.records import Hop
+
+__all__ = ["CaptureError", "ImportResult", "import_file", "sniff"]
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+@dataclass
+class ImportResult:
+    session_id: int
+    path: str
+    flows: int
+    hops: int
+    skipped: int  # entries that could not be turned into a flow
+    problem: str | None  # set when the file was damaged: hops before the damage are kept
+    decoder_errors: int = 0  # flows the hop builder failed on: authtrace bugs, counted and logged
+
+
+def import_file(engine: Engine, path: str, progress: Progress | None = None) -> ImportResult:
+    """Import one file into a new capture session."""
+    kind = sniff(path)
+    har = har_entries(path) if kind == "har" else None
+    ctx = CaptureContext(db.fingerprint_key(engine))
+    sid = db.new_session(engine, os.path.basename(path), os.path.abspath(path), kind)
+    flows = hops = skipped = bugs = 0
+    batch: list[Hop] = []
+    problem = None
+
+    def flush() -> None:
+        nonlocal batch
+        db.write_hops(engine, sid, batch)
+        batch = []
+        updates = ctx.signatures.take_updates()
+        if updates:
+            db.set_signatures(engine, sid, updates)
+
+    source = har_flows(har[0], har[1], ctx, progress) if har else mitm_flows(path, progress)
+    try:
+        for item in source:
+            if item is None:  # an entry that could not become a flow
+                skipped += 1
+                continue
+            if isinstance(item, int):  # entries passed over by the pre-filter
+                flows += item
+                continue
+            flows += 1
+            try:
+                new = flow_to_hops(item, ctx)
+            except Exception:
+                bugs += 1
+                log.exception("authtrace bug: could not decode a flow to %s", item.request.pretty_host)
+                continue
+            hops += len(new)
+            batch.extend(new)
+            if len(batch) >= BATCH:
+                flush()
+    except CaptureError as e:
+        problem = str(e)
+    finally:
+        flush()
+        db.update_session(engine, sid, flows_seen=flows, problem=problem)
+    return ImportResult(sid, path, flows, hops, skipped, problem, bugs)

@@ -1,0 +1,104 @@
+"""The fixed prose of findings, kept as data like the error catalogue: for each kind (and variant),
+the likely causes and the next step. Titles and explanations carry the capture's facts and are
+written by the checks; what a reader should suspect and do next is written here, once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Advice:
+    causes: tuple[str, ...]
+    next_step: str  # may hold {placeholders} the check fills in
+
+
+ADVICE: dict[str, Advice] = {
+    "reused_code.outside": Advice(
+        ("another tab, browser or webview (e.g. a Teams/Outlook embedded browser) opened the same redirect URL",
+         "a link scanner or safe-links service followed the redirect URL",
+         "a browser prefetch or preview requested the callback",
+         "the app (or a proxy in front of it) retried the callback or the token request"),
+        "Handle the redirect URI exactly once and redeem each code once; then start a fresh sign-in to get a "
+        "new code."),
+    "reused_code.twice": Advice(
+        ("the callback URL was requested twice (double submit, reload, back button, two webviews)",
+         "the app redeems the code in two places (e.g. middleware and a handler)",
+         "a retry after a slow token response"),
+        "Handle the redirect URI exactly once and redeem each code once; then start a fresh sign-in to get a "
+        "new code."),
+    "duplicate_redirect": Advice(
+        ("the browser followed the redirect twice (reload, double click, back button)",
+         "two webviews or tabs handled the same redirect", "a link scanner or prefetcher requested the URL",
+         "the app issues its own second request to the callback"),
+        "Compare the user agents and Sec-Fetch headers above to find the second requester; make the callback "
+        "idempotent (ignore a code already being redeemed)."),
+    "wrong_audience.token": Advice(
+        ("the app requested the wrong scope/resource (e.g. https://management.azure.com/.default instead of "
+         "https://ai.azure.com/.default)", "a cached token for another resource was reused",
+         "the connection or tool is configured with the wrong audience"),
+        "Request a token for {wanted} (scope '<resource>/.default' or resource indicator) and send that one."),
+    "wrong_audience.requested": Advice(
+        ("wrong scope or resource configured in the app or connection",),
+        "Request scope '{scope}/.default' (or the matching resource) for calls to {host}."),
+    "wrong_audience.named": Advice(
+        ("the token was requested for another resource",),
+        "Request the token for the audience the API names in its answer."),
+    "state_mismatch": Advice(
+        ("the state was altered in transit (URL rewriting, encoding, truncation)",
+         "the callback belongs to another sign-in (another tab, a stale bookmark)",
+         "the app lost its state cookie/session between authorize and callback (SameSite, domain or path of "
+         "the cookie, load balancer without session affinity)"),
+        "Compare the state values above; start the sign-in again in one tab and check the app's state cookie "
+        "survives the round trip."),
+    "nonce_mismatch": Advice(
+        ("the id_token belongs to another sign-in (replayed or from another tab)",
+         "the app lost the nonce it stored (cookie or session lost)"),
+        "Start a fresh sign-in in one tab and check that the app keeps its nonce until the callback."),
+    "pkce_mismatch.verifier": Advice(
+        ("the verifier from another sign-in attempt was used (two tabs, a retry that made a new verifier)",
+         "the app lost the verifier it stored between authorize and callback"),
+        "Keep the verifier with the state of the same attempt and send that one."),
+    "pkce_mismatch.no_verifier": Advice(("the app lost the verifier",),
+                                        "Send the code_verifier that belongs to this sign-in's code_challenge."),
+    "pkce_mismatch.required": Advice(("the app or library does not use PKCE (public clients and SPAs must)",),
+                                     "Enable PKCE (S256) in the client library."),
+    "redirect_uri_mismatch": Advice(
+        ("the app builds the redirect URI from the incoming request behind a proxy (http vs https, host, port)",
+         "a trailing slash or case difference"),
+        "Configure one fixed redirect URI and use it in both requests."),
+    "expired_token.expired": Advice(
+        ("the app caches tokens past their expiry and does not refresh", "the machine's clock is wrong"),
+        "Refresh the token before exp (MSAL: acquireTokenSilent) and check the clock."),
+    "expired_token.not_yet": Advice(("clock skew between the identity provider and this machine or the API",),
+                                    "Check the clocks (NTP) of the machine and the API."),
+    "token_revoked": Advice(
+        ("the grant was revoked after its authorization code was reused", "the user signed out or the session "
+         "was revoked", "the refresh token family was revoked"),
+        "Find what revoked the grant (see reused_code if present) and sign in again."),
+    "issuer_mismatch.tenant": Advice(("authority configured differently for sign-in and token redemption",),
+                                     "Use the same authority (tenant) for both requests."),
+    "issuer_mismatch.id_token": Advice(
+        ("multi-tenant app signing in a user from another tenant with a single-tenant authority",
+         "the authority (tenant, B2C policy) differs between the app's configuration and the sign-in"),
+        "Align the authority/issuer the app validates with the one it signs in at."),
+    "scope_not_granted": Advice(
+        ("admin or user consent missing for those scopes", "the scope is not exposed by the API or not assigned "
+         "to the client", "conditional access or policy removed it"),
+        "Grant consent for the missing scopes (or request only what is granted) and sign in again."),
+    "redirect_loop": Advice(
+        ("the app does not keep its session cookie after the callback (SameSite, secure flag, domain/path, size "
+         "limit)", "the app rejects the token (audience, issuer) and restarts sign-in",
+         "clock skew makes the app think the token is not yet valid"),
+        "Check the Set-Cookie on the callback answer and why the app restarts sign-in."),
+    "idp_error.unknown": Advice(("see the provider's error description",),
+                                "Look up the error in the provider's documentation with the trace and correlation "
+                                "ids."),
+    "failed_hop": Advice(("see the answer above; the app or provider log for this time has the detail",),
+                         "Check the server log of {host} at {when}."),
+}
+
+
+def advice(key: str, **facts: str) -> tuple[tuple[str, ...], str]:
+    """(causes, next step) of a finding kind or variant, with the facts filled in."""
+    a = ADVICE[key]
+    return a.causes, a.next_step.format(**facts) if facts else a.next_step

@@ -1,0 +1,40 @@
+"""What every check uses: the finding builder and the answers that belong to a normal flow."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from authtrace.reports.checks.advice import advice
+from authtrace.reports.index import SessionIndex
+from authtrace.store.records import Finding, Hop, Severity
+
+EXPECTED_ERRORS = frozenset({"authorization_pending", "slow_down"})  # device-flow polling: normal
+SILENT_ERRORS = frozenset({"interaction_required", "login_required", "consent_required",
+                           "account_selection_required"})
+
+
+def finding(*, kind: str, severity: Severity, title: str, explanation: str, evidence: Iterable[Hop],
+            variant: str = "", facts: dict[str, str] | None = None,
+            advised: tuple[tuple[str, ...], str] | None = None, **details: Any) -> Finding:
+    """A finding with the fixed prose of its kind (`advice.ADVICE[kind or kind.variant]`, unless
+    `advised` gives causes and next step from elsewhere, e.g. the error catalogue) and its evidence
+    in order, each hop once."""
+    causes, next_step = advised or advice(f"{kind}.{variant}" if variant else kind, **(facts or {}))
+    seen: list[Hop] = []
+    for h in evidence:
+        if not any(h is s for s in seen):
+            seen.append(h)
+    return Finding(kind=kind, severity=severity, title=title, explanation=explanation, causes=causes,
+                   next_step=next_step, evidence=tuple(seen), details=details)
+
+
+def expected_error(s: SessionIndex, h: Hop) -> bool:
+    """Answers that are part of a normal flow: device-flow polling, and a silent (prompt=none)
+    request told that interaction is needed, after which the app signs in interactively."""
+    err = h.error.error if h.error else ""
+    if err in EXPECTED_ERRORS:
+        return True
+    if err in SILENT_ERRORS:
+        auths = s.authorize_for(h) if h.role != "authorize" else [h]
+        return any((a.params.get("prompt") or "").lower() == "none" for a in auths)
+    return False

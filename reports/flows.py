@@ -1,0 +1,51 @@
+"""Which hops belong to one sign-in: flow groups, so the timeline and JSON can tag them (F1, F2, …)."""
+from __future__ import annotations
+
+from authtrace.store.records import Hop
+
+
+def flow_groups(hops: list[Hop]) -> dict[int, int]:
+    """hop number -> flow number (1, 2, … in order of first appearance) for the hops of one sign-in:
+    union-find over shared state, code fingerprint and nonce (an id_token's `nonce` claim counts, and
+    so does the fingerprint of an access or ID token carried by several hops). Hops that share nothing
+    with another hop get no number."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    owner: dict[tuple[str, str], int] = {}
+    for h in hops:
+        key = h.number
+        parent.setdefault(key, key)
+        links = [(name, v) for name, v in (("state", h.state), ("code", h.code_fp), ("nonce", h.nonce)) if v]
+        if h.answer.issued_code:
+            links.append(("code", h.answer.issued_code))
+        for t in h.tokens:
+            if t.nonce:
+                links.append(("nonce", t.nonce))
+            if t.kind in ("access_token", "id_token"):
+                links.append(("token", t.fingerprint))
+        for link in links:
+            other = owner.setdefault(link, key)
+            if other != key:
+                a, b = find(key), find(other)
+                if a != b:
+                    parent[b] = a
+    roots = {h.number: find(h.number) for h in hops}
+    sizes: dict[int, int] = {}
+    for r in roots.values():
+        sizes[r] = sizes.get(r, 0) + 1
+    numbers: dict[int, int] = {}
+    out: dict[int, int] = {}
+    for h in hops:
+        r = roots[h.number]
+        if sizes[r] < 2:
+            continue
+        out[h.number] = numbers.setdefault(r, len(numbers) + 1)
+    return out

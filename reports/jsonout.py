@@ -1,0 +1,41 @@
+"""The JSON a script or CI reads (`check --json`, `report --json`): the same content as the report."""
+from __future__ import annotations
+
+from typing import Any
+
+from authtrace.reports.diagnose import Analysis
+from authtrace.reports.pii import Pii
+from authtrace.store import clock
+from authtrace.store.records import Hop, Instant
+
+
+def _detail(v: Any) -> Any:
+    if isinstance(v, Instant):
+        return clock.stamp(v)
+    if isinstance(v, (list, tuple)):
+        return [_detail(x) for x in v]
+    return v
+
+
+def _hop(h: Hop, flows: dict[int, int], pii: Pii) -> dict[str, Any]:
+    return {"hop": h.number, "role": h.role.value, "started": clock.stamp(h.started), "method": h.method,
+            "url": pii.text(h.url), "status": h.status, "flow": flows.get(h.number)}
+
+
+def to_json(a: Analysis, redact_pii: bool = False) -> dict[str, Any]:
+    pii = Pii(redact_pii, [t for h in a.hops for t in h.tokens])
+    return {
+        "source": pii.text(a.session.source),
+        "session": a.session.id,
+        "hops": len(a.hops),
+        "verdict": {"class": a.verdict[0], "text": pii.text(a.verdict[1])},
+        "findings": [
+            {"kind": f.kind, "severity": f.severity.value, "title": pii.text(f.title),
+             "explanation": pii.text(f.explanation), "causes": list(f.causes), "next_step": pii.text(f.next_step),
+             "evidence": [_hop(h, a.flows, pii) for h in f.evidence],
+             "details": {k: pii.deep(_detail(v)) for k, v in f.details.items()}}
+            for f in a.findings],
+        "notes": a.notes,
+        "problem": a.session.problem,
+        "internal_errors": [f"{x.check}: {x.error}" for x in a.failures],
+    }

@@ -1,0 +1,44 @@
+"""The verdict (what a reader must know before scrolling) and the capture's notes (facts about the
+capture itself that are not faults of the sign-in)."""
+from __future__ import annotations
+
+from authtrace.store.records import Actor, Finding, Hop, Role, Severity
+
+
+def verdict(findings: list[Finding], n_hops: int, n_flows: int = 0) -> tuple[str, str]:
+    """(class: ok | info | warning | error, one sentence)."""
+    if n_hops == 0:
+        return "info", (f"No sign-in traffic found: none of the {n_flows} captured flows was an auth hop"
+                        if n_flows else "No sign-in traffic found in this capture")
+    ordered = sorted(findings, key=lambda f: f.severity.rank)
+    serious = [f for f in ordered if f.severity in (Severity.ERROR, Severity.WARNING)]
+    if not serious:
+        notes = f" ({len(ordered)} note{'s' if len(ordered) != 1 else ''} below)" if ordered else ""
+        return "ok", f"No problem found in {n_hops} auth hop{'s' if n_hops != 1 else ''}{notes}"
+    top = serious[0]
+    title = (top.title or top.kind).strip().rstrip(".")
+    more = len(serious) - 1
+    tail = f" (and {more} more finding{'s' if more != 1 else ''} below)" if more else ""
+    prefix = "Sign-in failed" if top.severity == Severity.ERROR else "Warning"
+    return top.severity.value, f"{prefix}: {lcfirst(title)}{tail}"
+
+
+def lcfirst(s: str) -> str:
+    """'The code was…' -> 'the code was…' (but 'AADSTS54005…', 'PKCE…' stay as they are)."""
+    if len(s) > 1 and s[0].isupper() and s[1].islower():
+        return s[0].lower() + s[1:]
+    return s
+
+
+def notes(hops: list[Hop]) -> list[str]:
+    """Facts about the capture itself that are not faults of the sign-in."""
+    out = []
+    roles = {h.role for h in hops}
+    if Role.CALLBACK in roles and Role.TOKEN not in roles and not any(h.actor == Actor.APP for h in hops):
+        out.append("The app's code redemption (token request) is not visible in this capture: the app's back "
+                   "channel did not go through the proxy. Findings rely on the browser's side; record with "
+                   "`authtrace record --app` to see the token endpoint's answer too.")
+    if Role.AUTHORIZE not in roles and Role.CALLBACK in roles:
+        out.append("No authorize request was captured (recording started mid-sign-in): state, nonce and PKCE "
+                   "cannot be compared.")
+    return out
