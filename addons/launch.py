@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from typing import Any
 
 from mitmproxy import ctx
 
@@ -75,11 +76,11 @@ def browser_args(exe: str, profile: str, port: int, spki: str, url: str | None, 
 
 class Launcher:
     def __init__(self) -> None:
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen[bytes] | None = None
         self.profile: str | None = None
         self.stopping = False
 
-    def load(self, loader) -> None:
+    def load(self, loader: Any) -> None:
         loader.add_option("authtrace_browser", bool, False, "authtrace: open a clean, proxied Chromium.")
         loader.add_option("authtrace_browser_url", str, "", "authtrace: page the browser opens first.")
         loader.add_option("authtrace_browser_args", str, "", "authtrace: extra browser arguments (shell words).")
@@ -103,15 +104,18 @@ class Launcher:
         elif opts.authtrace_app:
             env = dict(os.environ, **proxy_env(port, opts.confdir))
             self.child = subprocess.Popen(opts.authtrace_app, shell=True, env=env, start_new_session=True)
-            print(f"authtrace: started the app (pid {self.child.pid}) with the proxy and CA environment set", flush=True)
+            print(f"authtrace: started the app (pid {self.child.pid}) with the proxy and CA environment set",
+                  flush=True)
         if self.child is not None:
             threading.Thread(target=self._watch, args=(ctx.master,), daemon=True).start()
 
     def _fail(self, msg: str) -> None:
         print(f"authtrace: {msg}", file=sys.stderr, flush=True)
-        ctx.master.shutdown()
+        ctx.master.shutdown()  # type: ignore[no-untyped-call]
 
-    def _watch(self, master) -> None:
+    def _watch(self, master: Any) -> None:
+        if self.child is None:
+            return
         self.child.wait()
         if not self.stopping:
             print(f"authtrace: {'browser closed' if self.profile else 'app exited'}; stopping", flush=True)

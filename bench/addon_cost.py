@@ -60,15 +60,16 @@ def make_flows(pool: dict, mix: str, n: int, port: int = 8000) -> list:
 
 def measure(flows: list, db_path: str, profile: str | None = None) -> dict:
     from authtrace.addons.capture import AuthTrace
-    from authtrace.addons.hops import Context
+    from authtrace.addons.context import CaptureContext
     from authtrace.store import db
+    from authtrace.store.writer import HopWriter
 
     engine = db.open_db(db_path)
     sid = db.new_session(engine, "bench", "live", "live")
     addon = AuthTrace()
     addon.engine, addon.session_id = engine, sid
-    addon.context = Context(db.fingerprint_key(engine))
-    addon.writer = db.HopWriter(engine, sid)
+    addon.context = CaptureContext(db.fingerprint_key(engine))
+    addon.writer = HopWriter(engine, sid)
     prof = None
     if profile:
         import cProfile

@@ -144,7 +144,7 @@ def _req_headers(kind: str, host: str, extra: list | None = None) -> list[tuple[
 
 
 def _resp_headers(kind: str, ctype: str, size: int, enc: str | None, rnd: random.Random) -> list[tuple[str, str]]:
-    h = [("date", "Tue, 26 Nov 2026 14:%02d:%02d GMT" % (rnd.randint(0, 59), rnd.randint(0, 59))),
+    h = [("date", f"Tue, 26 Nov 2026 14:{rnd.randint(0, 59):02d}:{rnd.randint(0, 59):02d} GMT"),
          ("content-type", ctype), ("server", "cloudflare"), ("cf-ray", f"8e{rnd.getrandbits(48):012x}-FRA"),
          ("x-request-id", f"{rnd.getrandbits(128):032x}"), ("vary", "Accept-Encoding"),
          ("strict-transport-security", "max-age=31536000; includeSubDomains; preload"),
@@ -212,7 +212,7 @@ class Entry:
                          "content": content, "redirectURL": loc, "headersSize": -1,
                          "bodySize": content["size"], "_transferSize": content["size"] + 400, "_error": None,
                          "_fetchedViaServiceWorker": False},
-            "serverIPAddress": "104.16.%d.%d" % (u.hostname.__len__(), len(u.path) % 250),
+            "serverIPAddress": f"104.16.{len(u.hostname or '')}.{len(u.path) % 250}",
             "startedDateTime": _iso(self.t), "time": wait + 1.4,
             "timings": {"blocked": 0.9, "dns": -1, "ssl": -1, "connect": -1, "send": 0.1, "wait": wait,
                         "receive": 1.3, "_blocked_queueing": 0.6, "_workerStart": -1, "_workerReady": -1,
@@ -376,7 +376,7 @@ def generate(stem: str, entries: int, kind: str, signins: int | None = None, see
             if n in signin_at or (si < signins and n >= entries - 7 * (signins - si)):
                 hs, fs = signin_entries(t, si)
                 si += 1
-                for h, f in zip(hs, fs):
+                for h, f in zip(hs, fs, strict=True):
                     emit(h, f, "signin")
                 n += len(hs)
                 continue

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> dict:
     from mitmproxy import http
     from mitmproxy.io import FlowReader
 
-    from authtrace.addons.importer import import_file
+    from authtrace.addons.importers import import_file
     from authtrace.store import db
 
     prof = None

@@ -13,7 +13,6 @@ reports/render.py cannot be imported.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -24,7 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 
 def build(db_path: str, target: int) -> dict:
-    from authtrace.addons.hops import Context, flow_to_hops
+    from authtrace.addons.context import CaptureContext
+    from authtrace.addons.hops import flow_to_hops
     from authtrace.store import db
 
     import builders
@@ -32,7 +32,7 @@ def build(db_path: str, target: int) -> dict:
 
     engine = db.open_db(db_path)
     sid = db.new_session(engine, "bench 10k hops", "bench", "har")
-    ctx = Context(db.fingerprint_key(engine))
+    ctx = CaptureContext(db.fingerprint_key(engine))
     batch, hops, flows, i = [], 0, 0, 0
     t0 = 1_795_000_000.0
     while hops < target:
@@ -66,7 +66,7 @@ def build(db_path: str, target: int) -> dict:
             batch = []
         i += 1
     db.write_hops(engine, sid, batch)
-    updates = ctx.take_signature_updates()
+    updates = ctx.signatures.take_updates()
     if updates:
         db.set_signatures(engine, sid, updates)
     db.update_session(engine, sid, flows_seen=flows)
@@ -75,14 +75,13 @@ def build(db_path: str, target: int) -> dict:
 
 
 def measure(db_path: str, out: str, profile: str | None) -> dict:
-    from authtrace.reports.checks import notes, run_checks
+    from authtrace.reports import html as render
+    from authtrace.reports.checks import run_checks
+    from authtrace.reports.diagnose import Analysis
+    from authtrace.reports.flows import flow_groups
+    from authtrace.reports.verdict import notes, verdict
     from authtrace.store import db
 
-    try:
-        from authtrace.reports import render
-        render_error = None
-    except Exception as e:  # being written by someone else: measure what exists
-        render, render_error = None, f"{type(e).__name__}: {e}"
     prof = None
     if profile:
         import cProfile
@@ -93,31 +92,25 @@ def measure(db_path: str, out: str, profile: str | None) -> dict:
     t = time.perf_counter()
     session = db.load_session(engine)
     hops = db.load_hops(engine, session.id)
-    tokens = db.load_tokens(engine, session.id)
     t_load = time.perf_counter() - t
     t = time.perf_counter()
-    findings = run_checks(hops, tokens)
+    findings, _ = run_checks(hops)
     t_checks = time.perf_counter() - t
-    res = {"hops": len(hops), "tokens": len(tokens), "findings": len(findings), "load_s": round(t_load, 3),
-           "checks_s": round(t_checks, 3)}
-    if render is None:
-        res["render"] = f"skipped: reports/render.py not importable ({render_error})"
-    else:
-        kw = {}
-        if "notes" in inspect.signature(render.render_html).parameters:
-            kw["notes"] = notes(hops)
-        t = time.perf_counter()
-        html = render.render_html(session, hops, tokens, findings, **kw)
-        res["render_s"] = round(time.perf_counter() - t, 3)
-        res["html_mb"] = round(len(html.encode()) / 1e6, 2)
-        if hasattr(render, "write_report"):
-            t = time.perf_counter()
-            try:
-                render.write_report(html, out)
-                res["write_report_s"] = round(time.perf_counter() - t, 3)
-            except Exception as e:  # a leak found by the scan is a finding of its own
-                res["write_report"] = f"{type(e).__name__}: {str(e)[:200]}"
-                res["write_report_s"] = round(time.perf_counter() - t, 3)
+    res = {"hops": len(hops), "tokens": sum(len(h.tokens) for h in hops), "findings": len(findings),
+           "load_s": round(t_load, 3), "checks_s": round(t_checks, 3)}
+    t = time.perf_counter()
+    a = Analysis(session, hops, findings, [], notes(hops), verdict(findings, len(hops), session.flows_seen),
+                 flow_groups(hops))
+    html = render.render_html(a)
+    res["render_s"] = round(time.perf_counter() - t, 3)
+    res["html_mb"] = round(len(html.encode()) / 1e6, 2)
+    t = time.perf_counter()
+    try:
+        render.write_report(html, out)
+        res["write_report_s"] = round(time.perf_counter() - t, 3)
+    except render.LeakError as e:  # a leak found by the scan is a finding of its own
+        res["write_report"] = f"{type(e).__name__}: {str(e)[:200]}"
+        res["write_report_s"] = round(time.perf_counter() - t, 3)
     if prof:
         prof.disable()
         prof.dump_stats(profile)

@@ -136,7 +136,6 @@ def cache_dir(fresh: bool) -> str:
 
 def ensure_inputs(cache: str, need: set[str]) -> dict:
     """Generate what is missing, in parallel (2 cores): captures and the report sessions."""
-    jobs = []
     info_path = os.path.join(cache, "inputs.json")
     info = json.load(open(info_path)) if os.path.exists(info_path) else {}
     wanted = {
@@ -321,8 +320,8 @@ def imports(tmp: str, cache: str, quick: bool, rounds: int) -> dict:
                 f[name].append(r)
                 log(f"import {kind} {name} round {rnd + 1}/{rounds}: {r.get('wall_s')} s wall, {r.get('cpu_s')} s CPU, "
                     f"peak +{r.get('peak_delta_mb')} MB")
-        ratios_wall = [i["wall_s"] / o["wall_s"] for i, o in zip(f["import_har"], f["orjson"]) if "wall_s" in i and "wall_s" in o]
-        ratios_cpu = [i["cpu_s"] / o["cpu_s"] for i, o in zip(f["import_har"], f["orjson"]) if "cpu_s" in i and "cpu_s" in o]
+        ratios_wall = [i["wall_s"] / o["wall_s"] for i, o in zip(f["import_har"], f["orjson"], strict=False) if "wall_s" in i and "wall_s" in o]
+        ratios_cpu = [i["cpu_s"] / o["cpu_s"] for i, o in zip(f["import_har"], f["orjson"], strict=False) if "cpu_s" in i and "cpu_s" in o]
         f["ratio_wall"], f["ratio_cpu"] = med(ratios_wall), med(ratios_cpu)
         for name in ("orjson", "import_har"):
             f[name + "_wall_s"] = med([r.get("wall_s") for r in f[name]])
@@ -385,13 +384,12 @@ def report(tmp: str, cache: str, quick: bool) -> dict:
 RENDER_ONLY = r"""
 import json, sys, time
 from authtrace.store import db
+from authtrace.reports.diagnose import Analysis
+from authtrace.reports.flows import flow_groups
+from authtrace.reports.html import render_html
 engine = db.open_db(sys.argv[1]); s = db.load_session(engine)
-hops, tokens = db.load_hops(engine, s.id), db.load_tokens(engine, s.id)
-try:
-    from authtrace.reports.render import render_html
-except Exception as e:
-    print(json.dumps({"render": f"skipped: {type(e).__name__}: {e}"})); raise SystemExit
-t = time.perf_counter(); html = render_html(s, hops, tokens, [])
+hops = db.load_hops(engine, s.id)
+t = time.perf_counter(); html = render_html(Analysis(s, hops, [], [], [], ("ok", "-"), flow_groups(hops)))
 print(json.dumps({"hops": len(hops), "render_s": round(time.perf_counter() - t, 3), "html_mb": round(len(html.encode()) / 1e6, 2)}))
 """
 
@@ -497,12 +495,12 @@ def table(res: dict) -> tuple[str, list[dict]]:
             row("report", "CLI `authtrace report` 10k hops (with start-up)", cli.get("wall_s"), "-", None, "-", "-")
     widths = [8, 62, 18, 34, 7, 22, 0]
     head = ["section", "figure", "value", "baseline", "ratio", "budget", "status"]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     lines.append("-" * 170)
     for r in rows:
         vals = [r["section"], r["figure"], str(r["value"]), str(r["baseline"]),
                 "" if r["ratio"] is None else f"{r['ratio']:.2f}", str(r["budget"]), str(r["status"])]
-        lines.append("  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip())
+        lines.append("  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)).rstrip())
     return "\n".join(lines), rows
 
 

@@ -49,7 +49,7 @@ def _open(db_path: str) -> Engine:
         return db.open_db(db_path)
     except db.DatabaseError as e:
         _say(str(e))
-        raise SystemExit(EXIT_BAD_INPUT)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def _roles_summary(counts: dict[str, int]) -> str:
@@ -74,6 +74,7 @@ def _import_each(engine: Engine, files: list[str], failed: list[str]) -> Iterato
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from authtrace.reports.diagnose import analyse
     from authtrace.store import db
 
     engine = _open(args.db)
@@ -81,14 +82,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     rc = 0
     for path, res in _import_each(engine, args.files, failed):
         roles = _roles_summary(db.role_counts(engine).get(res.session_id, {}))
-        print(f"{path}: {res.flows} flows, {res.hops} auth hops ({roles or 'none'}) -> session {res.session_id}"
-              + (f", {res.skipped} unreadable entries skipped" if res.skipped else ""))
+        session = db.load_session(engine, res.session_id)
+        assert session is not None
+        a = analyse(engine, session)  # stored, so `sessions` can list the findings
+        if _bugs(a):
+            rc = EXIT_BUG
+        print(f"{path}: {res.flows} flows, {res.hops} auth hops ({roles or 'none'}) -> session {res.session_id}, "
+              f"{len(a.findings)} finding(s)" + (f", {res.skipped} unreadable entries skipped" if res.skipped else ""))
         if res.problem:
             _say(res.problem)
-            rc = EXIT_BAD_INPUT
+            rc = max(rc, EXIT_BAD_INPUT)
         if res.decoder_errors:
             rc = EXIT_BUG
-    return EXIT_BAD_INPUT if failed else rc
+    return EXIT_BAD_INPUT if failed and rc != EXIT_BUG else rc
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:

@@ -23,25 +23,23 @@ def _parts(t: float) -> tuple[time.struct_time, int] | None:
 
 def stamp(t: float | None) -> str:
     """`2026-12-01T03:37:42.123Z` (tables, JSON, finding details)."""
-    if t is None:
-        return "—"
-    p = _parts(t)
-    if p is None:
-        return f"{t!r} (not a time)"
-    g, ms = p
-    return (f"{g.tm_year:04d}-{g.tm_mon:02d}-{g.tm_mday:02d}T{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}"
-            f".{ms:03d}Z")
+    return _format(t, with_date=True)
 
 
 def time_of_day(t: float | None) -> str:
     """`03:37:42.123Z` (terminal lines and sentences, where the day is known)."""
+    return _format(t, with_date=False)
+
+
+def _format(t: float | None, with_date: bool) -> str:
     if t is None:
         return "—"
     p = _parts(t)
     if p is None:
         return f"{t!r} (not a time)"
     g, ms = p
-    return f"{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}.{ms:03d}Z"
+    day = f"{g.tm_year:04d}-{g.tm_mon:02d}-{g.tm_mday:02d}T" if with_date else ""
+    return f"{day}{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}.{ms:03d}Z"
 
 
 def duration(seconds: float) -> str:

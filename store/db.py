@@ -135,9 +135,9 @@ def write_hops(engine: Engine, session_id: int, batch: list[Hop]) -> list[int]:
         rows = [hop_row(h, session_id) for h in batch]
         ids = [int(i or 0) for i in conn.execute(insert(models.Hop).returning(col(models.Hop.id),
                                                                        sort_by_parameter_order=True), rows).scalars()]
-        for h, hid in zip(batch, ids):
+        for h, hid in zip(batch, ids, strict=True):
             h.id = hid
-        tokens = [token_row(t, session_id, hid) for hid, h in zip(ids, batch) for t in h.tokens]
+        tokens = [token_row(t, session_id, hid) for hid, h in zip(ids, batch, strict=True) for t in h.tokens]
         if tokens:
             conn.execute(insert(models.Token), tokens)
         started = [h.started for h in batch]
@@ -159,8 +159,9 @@ def set_signatures(engine: Engine, session_id: int, results: dict[str, Any]) -> 
     """Record JWKS verification results (fingerprint -> verdict) found after the tokens were stored."""
     with engine.begin() as conn:
         for fp, verdict in results.items():
-            conn.execute(update(models.Token).where(col(models.Token.session_id) == session_id,
-                                                    col(models.Token.fingerprint) == fp).values(signature=_column(verdict)))
+            conn.execute(update(models.Token)
+                         .where(col(models.Token.session_id) == session_id, col(models.Token.fingerprint) == fp)
+                         .values(signature=_column(verdict)))
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -173,7 +174,8 @@ def _session(row: Any) -> CaptureSession:
 
 def sessions(engine: Engine) -> list[CaptureSession]:
     with engine.connect() as conn:
-        return [_session(r) for r in conn.execute(select(models.CaptureSession).order_by(col(models.CaptureSession.id)))]
+        rows = conn.execute(select(models.CaptureSession).order_by(col(models.CaptureSession.id)))
+        return [_session(r) for r in rows]
 
 
 def load_session(engine: Engine, session_id: int | None = None) -> CaptureSession | None:
@@ -226,21 +228,18 @@ def replace_findings(engine: Engine, session_id: int, findings: list[Finding]) -
 
 def finding_counts(engine: Engine) -> dict[int, dict[str, int]]:
     """session id -> {severity: count} from the stored findings (an SQL aggregate, no checks run)."""
-    out: dict[int, dict[str, int]] = defaultdict(dict)
-    f = models.Finding
-    with engine.connect() as conn:
-        q = select(col(f.session_id), col(f.severity), func.count()).group_by(col(f.session_id), col(f.severity))
-        for sid, sev, n in conn.execute(q):
-            out[sid][sev] = n
-    return dict(out)
+    return _counts(engine, col(models.Finding.session_id), col(models.Finding.severity))
 
 
 def role_counts(engine: Engine) -> dict[int, dict[str, int]]:
     """session id -> {role: count}, an SQL aggregate."""
+    return _counts(engine, col(models.Hop.session_id), col(models.Hop.role))
+
+
+def _counts(engine: Engine, session_col: Any, value_col: Any) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = defaultdict(dict)
-    h = models.Hop
     with engine.connect() as conn:
-        q = select(col(h.session_id), col(h.role), func.count()).group_by(col(h.session_id), col(h.role))
-        for sid, role, n in conn.execute(q):
-            out[sid][role] = n
+        for sid, value, n in conn.execute(select(session_col, value_col, func.count()).group_by(session_col,
+                                                                                            value_col)):
+            out[sid][value] = n
     return dict(out)

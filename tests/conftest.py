@@ -1,6 +1,6 @@
 import pytest
 
-from authtrace.addons.hops import Context
+from authtrace.addons.context import CaptureContext
 from authtrace.store import db
 
 
@@ -11,4 +11,4 @@ def engine(tmp_path):
 
 @pytest.fixture
 def ctx():
-    return Context(b"\x01" * 32)
+    return CaptureContext(b"\x01" * 32)

@@ -25,7 +25,8 @@ from mitmproxy import http
 from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
 
-from authtrace.addons.hops import Context, flow_to_hops
+from authtrace.addons.context import CaptureContext
+from authtrace.addons.hops import flow_to_hops
 
 from builders import API, IDP, TENANT, flow, signin_flows, to_har
 
@@ -46,7 +47,7 @@ class Case:
 
 
 def hops_of(flows) -> int:
-    ctx = Context(b"\x05" * 32)
+    ctx = CaptureContext(b"\x05" * 32)
     return sum(len(flow_to_hops(f, ctx)) for f in flows if isinstance(f, http.HTTPFlow))
 
 

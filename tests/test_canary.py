@@ -14,7 +14,8 @@ from pathlib import Path
 import orjson
 from mitmproxy.io import FlowWriter
 
-from authtrace.addons.hops import Context, flow_to_hops
+from authtrace.addons.context import CaptureContext
+from authtrace.addons.hops import flow_to_hops
 
 from builders import chrome_har, to_har
 from canaries import canaries, distinct, leaks
@@ -31,7 +32,7 @@ def db_bytes(db: Path) -> bytes:
 
 
 def expected_hops(flows) -> int:
-    ctx = Context(b"\x07" * 32)
+    ctx = CaptureContext(b"\x07" * 32)
     return sum(len(flow_to_hops(f, ctx)) for f in flows)
 
 
@@ -57,7 +58,7 @@ def test_canary_set_covers_every_place():
                   "device_code", "basic", "dpop", "userinfo password"):
         assert place in names, place
     # every flow is an auth hop: a canary must not pass only because its flow was ignored
-    ctx = Context(b"\x07" * 32)
+    ctx = CaptureContext(b"\x07" * 32)
     for f in flows:
         assert flow_to_hops(f, ctx), f"canary flow {f.request.method} {f.request.pretty_url[:80]} is not a hop"
     # the planted values really are in the flows

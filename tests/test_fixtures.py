@@ -41,12 +41,13 @@ def checked(tmp_path_factory):
     try:
         sessions = {Path(r["source"]).suffix.lstrip("."): r["id"] for r in con.execute("SELECT id, source FROM capturesession")}
         rows = {
-            suffix: [dict(r) for r in con.execute("SELECT * FROM hop WHERE session_id = ? ORDER BY id", (sid,))]
+            suffix: [dict(r, number=n) for n, r in enumerate(con.execute(
+                "SELECT * FROM hop WHERE session_id = ? ORDER BY started, id", (sid,)), 1)]
             for suffix, sid in sessions.items()
         }
     finally:
         con.close()
-    return done, dict(zip(("mitm", "har"), objects)), rows
+    return done, dict(zip(("mitm", "har"), objects, strict=True)), rows
 
 
 def kinds(obj: dict) -> set[str]:
@@ -104,4 +105,4 @@ def test_fixture_is_scenario_b(checked):
     assert json.loads(redemptions[1]["error"])["error"] == "invalid_grant"
     assert [h["status"] for h in hops if h["role"] == "userinfo"] == [200, 200, 401]
     (reused,) = [f for f in objects["mitm"]["findings"] if f["kind"] == "reused_code"]
-    assert {e["hop"] for e in reused["evidence"]} >= {h["id"] for h in callbacks + redemptions}
+    assert {e["hop"] for e in reused["evidence"]} >= {h["number"] for h in callbacks + redemptions}

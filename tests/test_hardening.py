@@ -29,11 +29,13 @@ from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
 from authtrace.addons import capture
+from authtrace.addons.context import CaptureContext
 from authtrace.addons.decode import decode_jwt, decode_state, error_fields, message, text_error, www_authenticate
-from authtrace.addons.hops import Context, flow_to_hops
-from authtrace.addons.importer import CaptureError, import_file
+from authtrace.addons.hops import flow_to_hops
+from authtrace.addons.importers import CaptureError, import_file
 from authtrace.addons.secrets import PASSWORD_NAMES, SECRET_NAMES, Fingerprinter
 from authtrace.store import db
+from authtrace.store.records import ErrorAnswer, StateInfo, to_json
 
 import corpus
 from builders import API, APP, IDP, TENANT, flow, signin_flows
@@ -141,7 +143,7 @@ def test_good_but_odd_files_exit_0(bad_inputs, tmp_path):
 
 DEEP_SCRIPT = r"""
 import resource, sys
-from authtrace.addons.importer import import_file
+from authtrace.addons.importers import import_file
 from authtrace.store import db
 d = sys.argv[1]
 open(d + "/deep.har", "wb").write(b'{"log": {"entries": [' + b"[" * 30_000)
@@ -170,15 +172,15 @@ def test_50MB_body_in_a_live_flow():
     token.request.raw_content += b"&padding=" + b"p" * corpus.BIG
     api.request.raw_content = b'{"input":"' + b"i" * corpus.BIG + b'"}'
     api.response.raw_content = b'{"id":"r1","output":"' + b"o" * corpus.BIG + b'"}'
-    ctx = Context(KEY)
+    ctx = CaptureContext(KEY)
     t = time.monotonic()
     hops = [h for f in (token, api) for h in flow_to_hops(f, ctx)]
     assert time.monotonic() - t < 10
-    assert [h.hop["role"] for h in hops] == ["token", "api"]
-    assert hops[0].hop["params"]["form"]["grant_type"] == "authorization_code"
-    assert hops[0].hop["code_fp"] and hops[1].tokens[0]["claims"]["aud"] == "https://ai.azure.com"
+    assert [h.role for h in hops] == ["token", "api"]
+    assert hops[0].params.form["grant_type"] == "authorization_code"
+    assert hops[0].code_fp and hops[1].tokens[0].aud == ("https://ai.azure.com",)
     for h in hops:
-        assert len(json.dumps(h.hop)) < 2.5 * 1024 * 1024
+        assert len(json.dumps(to_json(h))) < 2.5 * 1024 * 1024
 
 
 @pytest.mark.parametrize("enc", ["gzip", "br", "zstd", "deflate"])
@@ -187,8 +189,8 @@ def test_compressed_bodies_live(enc):
     f.request.encode(enc)
     f.response.encode(enc)
     assert f.request.raw_content != f.request.get_content()
-    hops = flow_to_hops(f, Context(KEY))
-    assert hops[0].hop["role"] == "token" and {t["kind"] for t in hops[0].tokens} >= {"access_token", "id_token"}
+    hops = flow_to_hops(f, CaptureContext(KEY))
+    assert hops[0].role == "token" and {t.kind for t in hops[0].tokens} >= {"access_token", "id_token"}
 
 
 @pytest.mark.parametrize("claimed,actual", [("gzip", None), ("br", "gzip"), ("zstd", "br"), ("gzip", "zstd"),
@@ -201,8 +203,8 @@ def test_lying_content_encoding_live(claimed, actual):
     f.response.raw_content = comp(raw)
     f.response.headers["content-encoding"] = claimed
     f.request.headers["content-encoding"] = claimed  # the form body is plain
-    hops = flow_to_hops(f, Context(KEY))
-    assert [h.hop["role"] for h in hops] == ["token"]
+    hops = flow_to_hops(f, CaptureContext(KEY))
+    assert [h.role for h in hops] == ["token"]
 
 
 def test_http2_pseudo_headers_and_websocket_live():
@@ -213,8 +215,8 @@ def test_http2_pseudo_headers_and_websocket_live():
         f.request.headers.insert(0, ":path", f.request.path)
     ws = tflow.twebsocketflow()
     ws.request.headers["Authorization"] = "Bearer ws-token-value-123"
-    ctx = Context(KEY)
-    assert [h.hop["role"] for f in flows + [ws] for h in flow_to_hops(f, ctx)] == \
+    ctx = CaptureContext(KEY)
+    assert [h.role for f in flows + [ws] for h in flow_to_hops(f, ctx)] == \
         ["authorize", "login", "callback", "token", "jwks", "api", "api"]
 
 
@@ -284,12 +286,12 @@ def test_prop_decode_jwt_never_raises(token):
 def test_prop_decode_state_never_raises(state, planted_text):
     fpr = Fingerprinter(KEY)
     out = decode_state(state, fpr)
-    assert out is None or isinstance(out, dict)
-    json.dumps(out)  # goes to a JSON column
+    assert out is None or isinstance(out, StateInfo)
+    json.dumps(to_json(out))  # goes to a JSON column
     text, value = planted_text
     msal = decode_state(b64({"id": "x", "meta": {"interactionType": "redirect"}}) + "|" + text, fpr)
-    assert msal["format"] == "msal"
-    _assert_secret_free(msal.get("user_state"), value)
+    assert msal.format == "msal"
+    _assert_secret_free(msal.user_state, value)
 
 
 @PROPS
@@ -299,13 +301,12 @@ def test_prop_decode_state_never_raises(state, planted_text):
 def test_prop_error_fields(extra, field, planted_text, azure_style):
     fpr = Fingerprinter(KEY)
     text, value = planted_text
-    assert error_fields(extra, fpr) is None or isinstance(error_fields(extra, fpr), dict)
+    assert error_fields(extra, fpr) is None or isinstance(error_fields(extra, fpr), ErrorAnswer)
     src = {**extra, "error": "invalid_grant", field: text}
     if azure_style:
         src = {**extra, "error": {"code": "InvalidAuthenticationToken", "message": text}}
     out = error_fields(src, fpr)
-    json.dumps(out)
-    _assert_secret_free(out, value)
+    _assert_secret_free(to_json(out), value)
 
 
 @PROPS
@@ -315,8 +316,8 @@ def test_prop_text_error_and_message(prefix, planted_text, wrapper):
     fpr = Fingerprinter(KEY)
     text, value = planted_text
     body = wrapper + prefix[:50] + " " + text + " trace id: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-    assert text_error(prefix, fpr) is None or isinstance(text_error(prefix, fpr), dict)
-    _assert_secret_free(text_error(body, fpr), value)
+    assert text_error(prefix, fpr) is None or isinstance(text_error(prefix, fpr), ErrorAnswer)
+    _assert_secret_free(to_json(text_error(body, fpr)), value)
     _assert_secret_free(message(body, fpr), value)
     _assert_secret_free(message(body, fpr, limit=100_000), value)
 
@@ -325,7 +326,7 @@ def test_prop_text_error_and_message(prefix, planted_text, wrapper):
 @given(noise, secret, cased, st.sampled_from(["Bearer", "DPoP", "Basic", "Negotiate", ""]))
 def test_prop_www_authenticate(junk, value, name, scheme):
     fpr = Fingerprinter(KEY)
-    assert www_authenticate(junk, fpr) is None or isinstance(www_authenticate(junk, fpr), dict)
+    assert isinstance(www_authenticate(junk, fpr), dict)
     header = f'{scheme} realm="x", error="invalid_token", {name}="{value}", error_description="bad"'
     _assert_secret_free(www_authenticate(header, fpr), value)
     _assert_secret_free(www_authenticate(f"{scheme} {name}={value}", fpr), value)
@@ -541,13 +542,13 @@ def mem_engine():
 @given(st.lists(random_flow(), min_size=1, max_size=4))
 def test_prop_flow_to_hops_never_raises_never_leaks(mem_engine, flows):
     engine, sid = mem_engine
-    ctx = Context(KEY)
+    ctx = CaptureContext(KEY)
     for f, planted in flows:
         hops = flow_to_hops(f, ctx)
         for h in hops:
-            assert h.hop["role"] in ("authorize", "login", "callback", "token", "api", "userinfo", "discovery",
+            assert h.role in ("authorize", "login", "callback", "token", "api", "userinfo", "discovery",
                                      "jwks", "logout", "device", "error")
-            blob = json.dumps([h.hop, h.tokens], ensure_ascii=False)
+            blob = json.dumps(to_json(h), ensure_ascii=False)
             for v in planted:
                 assert v not in blob, f"planted secret {v!r} in {blob[:3000]}"
         db.write_hops(engine, sid, hops)  # storable: JSON-serialisable, valid text
@@ -561,27 +562,27 @@ def _authorize_with_location(location: str):
 
 
 def test_malformed_location_keeps_the_hop():
-    hops = flow_to_hops(_authorize_with_location("http://[::1/cb?code=abc&state=s1"), Context(KEY))
-    assert [h.hop["role"] for h in hops] == ["authorize"]
+    hops = flow_to_hops(_authorize_with_location("http://[::1/cb?code=abc&state=s1"), CaptureContext(KEY))
+    assert [h.role for h in hops] == ["authorize"]
 
 
 def test_malformed_referer_keeps_the_hop():
     f = flow("GET", f"https://{APP}/signin-oidc?code=abc&state=s1", headers={"referer": "http://[bad/"})
-    assert [h.hop["role"] for h in flow_to_hops(f, Context(KEY))] == ["callback"]
+    assert [h.role for h in flow_to_hops(f, CaptureContext(KEY))] == ["callback"]
 
 
 def test_malformed_discovery_document_keeps_the_hop():
     f = flow("GET", f"https://{IDP}/.well-known/openid-configuration", browser=False,
              resp_headers={"content-type": "application/json"},
              resp_body=json.dumps({"issuer": "x", "authorization_endpoint": "https://[bad/authorize"}))
-    assert [h.hop["role"] for h in flow_to_hops(f, Context(KEY))] == ["discovery"]
+    assert [h.role for h in flow_to_hops(f, CaptureContext(KEY))] == ["discovery"]
 
 
 @pytest.mark.parametrize("keys", [["not-a-key"], [{"kty": "oct", "k": "AAAA", "kid": ["x"]}]])
 def test_garbage_jwks_keeps_the_hop(keys):
     f = flow("GET", f"https://{IDP}/common/discovery/keys", browser=False,
              resp_headers={"content-type": "application/json"}, resp_body=json.dumps({"keys": keys}))
-    assert [h.hop["role"] for h in flow_to_hops(f, Context(KEY))] == ["jwks"]
+    assert [h.role for h in flow_to_hops(f, CaptureContext(KEY))] == ["jwks"]
 
 
 def test_live_hop_with_undecodable_header_bytes_keeps_the_batch(tmp_path):
@@ -622,7 +623,8 @@ BOMB_SCRIPT = r"""
 import resource, sys, zlib
 sys.path.insert(0, sys.argv[1])
 from builders import signin_flows
-from authtrace.addons.hops import Context, flow_to_hops
+from authtrace.addons.context import CaptureContext
+from authtrace.addons.hops import flow_to_hops
 f = signin_flows()[4]
 c = zlib.compressobj(9, zlib.DEFLATED, 31)
 chunk = b" " * (1 << 20)
@@ -631,9 +633,9 @@ bomb += c.compress(b'"}') + c.flush()
 f.response.raw_content = bomb
 f.response.headers["content-encoding"] = "gzip"
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-hops = flow_to_hops(f, Context(b"k" * 32))
+hops = flow_to_hops(f, CaptureContext(b"k" * 32))
 grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(len(bomb), grew // 1024, [h.hop["role"] for h in hops])
+print(len(bomb), grew // 1024, [h.role for h in hops])
 """
 
 

@@ -4,6 +4,7 @@ import json
 from urllib.parse import urlencode
 
 from authtrace.addons.hops import flow_to_hops
+from authtrace.store.records import to_json
 
 from builders import APP, IDP, flow, make_jwt, signin_flows
 
@@ -14,28 +15,29 @@ def hops_of(flows, ctx):
 
 def test_complete_signin_roles_and_links(ctx):
     hops = hops_of(signin_flows(), ctx)
-    assert [h.hop["role"] for h in hops] == ["authorize", "login", "callback", "token", "jwks", "api"]
-    authz, login, cb, token, _, api = (h.hop for h in hops)
+    assert [h.role for h in hops] == ["authorize", "login", "callback", "token", "jwks", "api"]
+    authz, login, cb, token, _, api = hops
     # the same code links the form_post page, the callback and the redemption
-    assert login["code_fp"] == cb["code_fp"] == token["code_fp"] and cb["code_fp"].startswith("code#")
-    assert authz["state"] == cb["state"]
-    assert authz["state_decoded"]["format"] == "msal"
-    assert authz["state_decoded"]["value"]["meta"]["interactionType"] == "redirect"
-    assert token["actor"] == "app" and cb["actor"] == "browser" and api["actor"] == "api-client"
-    assert token["params"]["derived"]["code_verifier_s256"] == authz["params"]["query"]["code_challenge"]
+    assert login.code_fp == cb.code_fp == token.code_fp and cb.code_fp.startswith("code#")
+    assert login.answer.form_post and login.answer.issued_code == cb.code_fp
+    assert authz.state == cb.state
+    assert authz.state_info.format == "msal"
+    assert authz.state_info.value["meta"]["interactionType"] == "redirect"
+    assert token.actor == "app" and cb.actor == "browser" and api.actor == "api-client"
+    assert token.params.derived["code_verifier_s256"] == authz.params.query["code_challenge"]
 
 
 def test_tokens_decoded_and_verified_against_captured_jwks(ctx):
     hops = hops_of(signin_flows(), ctx)
     token_hop = hops[3]
-    kinds = {t["kind"]: t for t in token_hop.tokens}
-    assert kinds["id_token"]["claims"]["nonce"] == "n-0S6_WzA2Mj"
-    assert kinds["access_token"]["claims"]["aud"] == "https://ai.azure.com"
-    assert kinds["refresh_token"]["format"] == "opaque"
+    kinds = {t.kind: t for t in token_hop.tokens}
+    assert kinds["id_token"].nonce == "n-0S6_WzA2Mj"
+    assert kinds["access_token"].aud == ("https://ai.azure.com",)
+    assert kinds["refresh_token"].format == "opaque"
     # the JWKS came after the tokens: their signatures are verified once it arrives
-    updates = ctx.take_signature_updates()
-    assert updates[kinds["id_token"]["fingerprint"]] == "verified"
-    assert hops[5].tokens[0]["signature"] == "verified"  # the API call came after the JWKS
+    updates = ctx.signatures.take_updates()
+    assert updates[kinds["id_token"].fingerprint] == "verified"
+    assert hops[5].tokens[0].signature == "verified"  # the API call came after the JWKS
 
 
 def test_tampered_jwt_fails_signature(ctx):
@@ -44,8 +46,8 @@ def test_tampered_jwt_fails_signature(ctx):
     h, p, s = good.split(".")
     evil = ".".join([h, base64.urlsafe_b64encode(b'{"aud":"y","exp":1}').decode().rstrip("="), s])
     hop = hops_of([flow("GET", "https://api.example.test/v1/x", headers={"authorization": f"Bearer {evil}"})], ctx)
-    assert hop[0].tokens[0]["signature"] == "failed"
-    assert hop[0].tokens[0]["claims"]["aud"] == "y"
+    assert hop[0].tokens[0].signature == "failed"
+    assert hop[0].tokens[0].aud == ("y",)
 
 
 def test_ordinary_traffic_gives_nothing(ctx):
@@ -65,23 +67,23 @@ def test_fragment_in_location_becomes_a_callback_hop(ctx):
                         "nonce": "n1"}) + "&state=s%3D1")
     loc = f"https://{APP}/#" + urlencode({"access_token": tok, "token_type": "Bearer"}) + "&state=s%3d1"
     hops = hops_of([flow("GET", authz, status=302, resp_headers={"location": loc})], ctx)
-    assert [h.hop["role"] for h in hops] == ["authorize", "callback"]
+    assert [h.role for h in hops] == ["authorize", "callback"]
     cb = hops[1]
-    assert cb.hop["state"] == hops[0].hop["state"] == "s=1"  # %3D and %3d are the same state
-    assert "fragment" in cb.hop["note"]
-    assert cb.tokens[0]["claims"]["aud"] == "api://x"
-    assert tok not in json.dumps(cb.hop) and tok not in hops[0].hop["response"]["location"]
+    assert cb.state == hops[0].state == "s=1"  # %3D and %3d are the same state
+    assert cb.from_fragment and not hops[0].from_fragment
+    assert cb.tokens[0].aud == ("api://x",)
+    assert tok not in json.dumps(to_json(cb)) and tok not in hops[0].answer.location
 
 
 def test_error_redirect_and_aadsts_text(ctx):
     url = (f"https://{APP}/callback?error=invalid_request&error_description=" +
            "AADSTS50011%3A+The+redirect+URI+%27https%3A%2F%2Fapp%2Fcb%27+does+not+match.+Trace+ID%3A+"
            "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b+Correlation+ID%3A+11111111-2222-3333-4444-555555555555&state=abc")
-    hop = hops_of([flow("GET", url, headers={"referer": f"https://{IDP}/"})], ctx)[0].hop
-    assert hop["role"] == "callback" and hop["is_error"]
-    assert hop["error"]["error_codes"] == [50011]
-    assert hop["error"]["trace_id"] == "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
-    assert hop["error"]["correlation_id"] == "11111111-2222-3333-4444-555555555555"
+    hop = hops_of([flow("GET", url, headers={"referer": f"https://{IDP}/"})], ctx)[0]
+    assert hop.role == "callback" and hop.is_error
+    assert hop.error.error_codes == (50011,)
+    assert hop.error.trace_id == "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    assert hop.error.correlation_id == "11111111-2222-3333-4444-555555555555"
 
 
 def test_token_error_json(ctx):
@@ -92,10 +94,10 @@ def test_token_error_json(ctx):
              headers={"content-type": "application/x-www-form-urlencoded"},
              body=urlencode({"grant_type": "authorization_code", "code": "abc", "client_id": "c"}),
              status=400, resp_headers={"content-type": "application/json"}, resp_body=json.dumps(body))
-    hop = hops_of([f], ctx)[0].hop
-    assert hop["role"] == "token" and hop["is_error"]
-    assert hop["error"]["error"] == "invalid_grant" and hop["error"]["error_codes"] == [54005]
-    assert hop["error"]["trace_id"] == "t-1" and hop["error"]["correlation_id"] == "c-1"
+    hop = hops_of([f], ctx)[0]
+    assert hop.role == "token" and hop.is_error
+    assert hop.error.error == "invalid_grant" and hop.error.error_codes == (54005,)
+    assert hop.error.trace_id == "t-1" and hop.error.correlation_id == "c-1"
 
 
 def test_provider_redirect_handlers_are_callbacks(ctx):
@@ -104,8 +106,8 @@ def test_provider_redirect_handlers_are_callbacks(ctx):
                    resp_body="Authentication code has already been redeemed. Please re-login.")
     bot = flow("GET", "https://europe.token.botframework.com/.auth/web/redirect?code=def&state=s2")
     hops = hops_of([foundry, bot], ctx)
-    assert [h.hop["role"] for h in hops] == ["callback", "callback"]
-    assert hops[0].hop["error"]["message"].startswith("Authentication code has already been redeemed")
+    assert [h.role for h in hops] == ["callback", "callback"]
+    assert hops[0].error.message.startswith("Authentication code has already been redeemed")
 
 
 def test_discovery_teaches_endpoints(ctx):
@@ -116,7 +118,7 @@ def test_discovery_teaches_endpoints(ctx):
                                       "https://idp.example.test/connect/az", "userinfo_endpoint":
                                       "https://idp.example.test/connect/me"}))
     me = flow("GET", "https://idp.example.test/connect/me", browser=False, headers={"authorization": "Bearer abc"})
-    roles = [h.hop["role"] for h in hops_of([disc, me], ctx)]
+    roles = [h.role for h in hops_of([disc, me], ctx)]
     assert roles == ["discovery", "userinfo"]
 
 
@@ -130,21 +132,23 @@ def test_par_and_device_and_logout(ctx):
     dev = flow("POST", "https://idp.example.test/oauth2/devicecode", browser=False,
                headers={"content-type": "application/x-www-form-urlencoded"}, body="client_id=c&scope=openid")
     out = flow("GET", "https://idp.example.test/oidc/logout?post_logout_redirect_uri=https%3A%2F%2Fa%2F")
-    assert [h.hop["role"] for h in hops_of([par, az, dev, out], ctx)] == ["authorize", "authorize", "device", "logout"]
+    roles = [h.role for h in hops_of([par, az, dev, out], ctx)]
+    assert roles == ["authorize", "authorize", "device", "logout"]
 
 
 def test_flow_without_response_is_kept_as_error(ctx):
     from mitmproxy.flow import Error
 
     f = flow("POST", f"https://{IDP}/common/oauth2/v2.0/token", browser=False, status=0,
-             headers={"content-type": "application/x-www-form-urlencoded"}, body="grant_type=refresh_token&refresh_token=r")
+             headers={"content-type": "application/x-www-form-urlencoded"},
+             body="grant_type=refresh_token&refresh_token=r")
     f.error = Error("connection killed")
-    hop = hops_of([f], ctx)[0].hop
-    assert hop["status"] is None and hop["is_error"] and "killed" in hop["error"]["error_description"]
+    hop = hops_of([f], ctx)[0]
+    assert hop.status is None and hop.is_error and "killed" in hop.error.error_description
 
 
 def test_broken_jwt_does_not_lose_the_hop(ctx):
     for bad in ("eyJhbGciOi.e30", "eyJhbGciOiJIUzI1NiJ9.!!!.sig", "eyJ" + "A" * 70000 + ".e30.x"):
         hops = hops_of([flow("GET", "https://api.example.test/x", headers={"authorization": f"Bearer {bad}"})], ctx)
-        assert hops and hops[0].hop["role"] == "api"
-        assert hops[0].tokens[0]["format"] == "opaque"
+        assert hops and hops[0].role == "api"
+        assert hops[0].tokens[0].format == "opaque"

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from mitmproxy.io import FlowWriter
 
-from authtrace.addons.importer import CaptureError, import_file
+from authtrace.addons.importers import CaptureError, import_file
 from authtrace.store import db
 
 from builders import chrome_har, signin_flows, to_har
@@ -26,7 +26,7 @@ def write_mitm(path, flows):
 
 def comparable(engine, sid):
     keep = ("role", "method", "url", "host", "path", "status", "is_error", "code_fp", "state", "client_id",
-            "params", "state_decoded", "error")
+            "params", "state_info", "error", "number")
     return [{k: getattr(h, k) for k in keep} for h in db.load_hops(engine, sid)]
 
 
@@ -50,11 +50,11 @@ def test_chrome_style_har_complete_signin(tmp_path, engine):
     assert [h.role for h in hops] == ["authorize", "login", "callback", "token", "jwks", "api"]
     authz, _, cb, token, _, api = hops
     assert cb.code_fp == token.code_fp and authz.state == cb.state
-    assert authz.state_decoded["format"] == "msal"
-    toks = {t.kind: t for t in db.load_tokens(engine, res.session_id) if t.hop_id == token.id}
+    assert authz.state_info.format == "msal"
+    toks = {t.kind: t for t in token.tokens}
     assert toks["id_token"].claims["preferred_username"] == "alice@contoso.test"
     assert toks["id_token"].signature == "verified"
-    assert toks["access_token"].claims["aud"] == "https://ai.azure.com"
+    assert toks["access_token"].aud == ("https://ai.azure.com",)
     s = db.load_session(engine, res.session_id)
     assert s.hops == 6 and s.flows_seen == 7 and s.kind == "har"
 

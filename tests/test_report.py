@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,12 +15,27 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from authtrace.addons.hops import Context, flow_to_hops
-from authtrace.addons.importer import import_file
+from authtrace.addons.context import CaptureContext
+from authtrace.addons.hops import flow_to_hops
+from authtrace.addons.importers import import_file
+from authtrace.reports.diagnose import Analysis
+from authtrace.reports.flows import flow_groups
+from authtrace.reports.html import render_html, write_report
 from authtrace.reports.leakcheck import LeakError, find_leaks
-from authtrace.reports.render import render_html, write_report
+from authtrace.reports.verdict import verdict
 from authtrace.store import db
-from authtrace.store.db import NewHop
+from authtrace.store.records import (
+    Answer,
+    ErrorAnswer,
+    Finding,
+    Hop,
+    Initiator,
+    Params,
+    Role,
+    Severity,
+    StateInfo,
+    Token,
+)
 
 from builders import API, APP, CLIENT_ID, IDP, TENANT, flow, signin_flows, to_har
 
@@ -41,12 +57,21 @@ HOSTILE = " | ".join([
 # ---- sessions to render ---------------------------------------------------------------------
 
 def _store(engine, flows, name="capture.har", flows_seen=None):
-    ctx = Context(db.fingerprint_key(engine))
+    ctx = CaptureContext(db.fingerprint_key(engine))
     sid = db.new_session(engine, name, f"/captures/{name}", "har")
     batch = [h for f in flows for h in flow_to_hops(f, ctx)]
     db.write_hops(engine, sid, batch)
+    db.set_signatures(engine, sid, ctx.signatures.take_updates())
     db.update_session(engine, sid, flows_seen=flows_seen if flows_seen is not None else len(flows))
-    return db.load_session(engine, sid), db.load_hops(engine, sid), db.load_tokens(engine, sid)
+    return db.load_session(engine, sid), db.load_hops(engine, sid)
+
+
+def report_of(session, hops, findings=(), notes=(), redact_pii=False) -> str:
+    """The report of these records, as `authtrace report` makes it (findings given, not checked)."""
+    findings = list(findings)
+    a = Analysis(session, hops, findings, [], list(notes), verdict(findings, len(hops), session.flows_seen),
+                 flow_groups(hops))
+    return render_html(a, redact_pii=redact_pii)
 
 
 def reused_code_session(engine):
@@ -55,8 +80,8 @@ def reused_code_session(engine):
     t0 = time.time() - 600
     code = "0.AXoA-reused-secret-code"
     flows = signin_flows(t0, code=code)
-    state = next(h.hop["state"] for f in flows for h in flow_to_hops(f, Context(b"k" * 32))
-                 if h.hop["role"] == "callback")
+    state = next(h.state for f in flows for h in flow_to_hops(f, CaptureContext(b"k" * 32))
+                 if h.role == "callback")
     desc = ("AADSTS54005: OAuth2 Authorization code was already redeemed, please retry with a new valid code "
             "or use an existing refresh token. Trace ID: 0b1c2d3e-aaaa-bbbb-cccc-0123456789ab Correlation ID: "
             "9f8e7d6c-1111-2222-3333-abcdefabcdef Timestamp: 2025-11-26 10:42:03Z")
@@ -75,56 +100,57 @@ def reused_code_session(engine):
                                    "trace_id": "0b1c2d3e-aaaa-bbbb-cccc-0123456789ab",
                                    "correlation_id": "9f8e7d6c-1111-2222-3333-abcdefabcdef"})),
     ]
-    session, hops, tokens = _store(engine, flows, "reused-code.har", flows_seen=31)
-    callbacks = [h.id for h in hops if h.role == "callback"]
-    redemptions = [h.id for h in hops if h.role == "token"]
+    session, hops = _store(engine, flows, "reused-code.har", flows_seen=31)
+    callbacks = [h for h in hops if h.role == "callback"]
+    redemptions = [h for h in hops if h.role == "token"]
     findings = [
-        {"kind": "reused_code", "severity": "error", "title": TITLE,
-         "explanation": f"The same authorization code ({hops[2].code_fp}) reached the app's callback twice, 5.0 s "
-                        "apart. A code can be redeemed once: the second redemption failed with AADSTS54005.",
-         "causes": ["The callback was requested twice: a double submit, a prefetch or a link scanner",
-                    "Two tabs or webviews completed the same redirect"],
-         "next_step": "Make the callback idempotent: redirect (303) after the first redemption and ignore a replay "
-                      "of the same code; the second request's initiator shows who sent it.",
-         "evidence": callbacks + redemptions, "details": {"code": hops[2].code_fp, "gap_s": 5.0}},
-        {"kind": "idp_error", "severity": "info", "title": "Entra ID error AADSTS54005: code already redeemed",
-         "explanation": "The token endpoint refused a code it had already exchanged.", "causes": [],
-         "next_step": "See the finding above.", "evidence": [redemptions[-1]]},
+        Finding(kind="reused_code", severity=Severity.ERROR, title=TITLE,
+                explanation=f"The same authorization code ({hops[2].code_fp}) reached the app's callback twice, "
+                            "5.0 s apart. A code can be redeemed once: the second redemption failed with "
+                            "AADSTS54005.",
+                causes=("The callback was requested twice: a double submit, a prefetch or a link scanner",
+                        "Two tabs or webviews completed the same redirect"),
+                next_step="Make the callback idempotent: redirect (303) after the first redemption and ignore a "
+                          "replay of the same code; the second request's initiator shows who sent it.",
+                evidence=(*callbacks, *redemptions), details={"code": hops[2].code_fp, "gap_s": 5.0}),
+        Finding(kind="idp_error", severity=Severity.INFO, title="Entra ID error AADSTS54005: code already redeemed",
+                explanation="The token endpoint refused a code it had already exchanged.", causes=(),
+                next_step="See the finding above.", evidence=(redemptions[-1],)),
     ]
-    return session, hops, tokens, findings
+    return session, hops, findings
 
 
 def hostile_session(engine):
     """Every captured field holds markup, a javascript: URL and template syntax."""
     now = time.time()
-    hop = {
-        "seq": 1, "started": now, "duration_ms": 12.5, "role": "callback", "method": "POST" + HOSTILE,
-        "url": "javascript:alert(1)//" + HOSTILE, "host": "app.test" + HOSTILE, "path": "/cb/" + HOSTILE,
-        "status": 400, "is_error": True, "actor": "browser" + HOSTILE, "user_agent": HOSTILE,
-        "code_fp": "code#0123456789" + HOSTILE, "state": HOSTILE, "nonce": HOSTILE, "client_id": HOSTILE,
-        "initiator": {"site": HOSTILE, "referer": "javascript:alert(1)", HOSTILE: HOSTILE},
-        "params": {"query": {HOSTILE: HOSTILE, "state": HOSTILE}, HOSTILE: {"x": HOSTILE},
-                   "json": {"nested": {"k": [HOSTILE]}}},
-        "response": {"location": "javascript:alert(1)//" + HOSTILE, "issued_code": HOSTILE,
-                     "fields": {HOSTILE: HOSTILE}, "www_authenticate": {"error": HOSTILE}},
-        "state_decoded": {"format": HOSTILE, "value": {HOSTILE: HOSTILE}},
-        "error": {"error": HOSTILE, "error_description": HOSTILE, "trace_id": HOSTILE, "correlation_id": HOSTILE,
-                  "error_codes": [HOSTILE]},
-        "headers": {"request": {HOSTILE: HOSTILE}, "response": {"content-type": HOSTILE}},
-        "cookies": {"sent": {HOSTILE: HOSTILE}, "set": [HOSTILE]}, "body_excerpt": HOSTILE, "note": HOSTILE,
-    }
-    second = dict(hop, seq=2, started=now + 1, role=HOSTILE, actor="app", status=None, is_error=False)
-    token = {"where": HOSTILE, "kind": HOSTILE, "fingerprint": "access_token#0123456789", "format": HOSTILE,
-             "header": {"alg": HOSTILE, HOSTILE: HOSTILE},
-             "claims": {"aud": HOSTILE, "name": HOSTILE, HOSTILE: HOSTILE, "exp": int(now) - 180, "nonce": HOSTILE},
-             "signature": HOSTILE}
+
+    def hop(started, actor, status):
+        token = Token(where=HOSTILE, kind=HOSTILE, fingerprint="access_token#0123456789", format=HOSTILE,
+                      header={"alg": HOSTILE, HOSTILE: HOSTILE},
+                      claims={"aud": HOSTILE, "name": HOSTILE, HOSTILE: HOSTILE, "exp": int(now) - 180,
+                              "nonce": HOSTILE})
+        return Hop(
+            started=started, duration_ms=12.5, role=Role.CALLBACK, method="POST" + HOSTILE,
+            url="javascript:alert(1)//" + HOSTILE, host="app.test" + HOSTILE, path="/cb/" + HOSTILE,
+            status=status, is_error=True, actor=actor, user_agent=HOSTILE, code_fp="code#0123456789" + HOSTILE,
+            state=HOSTILE, nonce=HOSTILE, client_id=HOSTILE,
+            initiator=Initiator(site=HOSTILE, referer="javascript:alert(1)", origin=HOSTILE),
+            params=Params(query={HOSTILE: HOSTILE, "state": HOSTILE}, json={HOSTILE: HOSTILE}),
+            answer=Answer(location="javascript:alert(1)//" + HOSTILE, issued_code=HOSTILE,
+                          fields={HOSTILE: HOSTILE}, www_authenticate={"error": HOSTILE}),
+            state_info=StateInfo(format=HOSTILE, value={HOSTILE: HOSTILE}),
+            error=ErrorAnswer(error=HOSTILE, error_description=HOSTILE, trace_id=HOSTILE, correlation_id=HOSTILE,
+                              extra={HOSTILE: HOSTILE}),
+            request_headers={HOSTILE: HOSTILE}, response_headers={"content-type": HOSTILE},
+            cookies_sent={HOSTILE: HOSTILE}, cookies_set=(HOSTILE,), body_excerpt=HOSTILE, tokens=[token])
+
     sid = db.new_session(engine, HOSTILE, HOSTILE, "har")
-    ids = db.write_hops(engine, sid, [NewHop(hop, [token]), NewHop(second, [token])])
+    db.write_hops(engine, sid, [hop(now, "browser", 400), hop(now + 1, "app", None)])
     db.update_session(engine, sid, flows_seen=5, problem=HOSTILE)
-    findings = [{"kind": HOSTILE, "severity": "error", "title": "Hostile " + HOSTILE, "explanation": HOSTILE,
-                 "causes": [HOSTILE], "next_step": HOSTILE, "evidence": ids + [HOSTILE],
-                 "details": {HOSTILE: HOSTILE}}]
-    return db.load_session(engine, sid), db.load_hops(engine, sid), db.load_tokens(engine, sid), findings
+    hops = db.load_hops(engine, sid)
+    findings = [Finding(kind=HOSTILE, severity=Severity.ERROR, title="Hostile " + HOSTILE, explanation=HOSTILE,
+                        causes=(HOSTILE,), next_step=HOSTILE, evidence=tuple(hops), details={HOSTILE: HOSTILE})]
+    return db.load_session(engine, sid), hops, findings
 
 
 class Tags(HTMLParser):
@@ -161,22 +187,22 @@ def parse(html: str) -> Tags:
 # ---- (a) the cause on the first screen -------------------------------------------------------
 
 def test_reused_code_finding_before_the_timeline(engine):
-    session, hops, tokens, findings = reused_code_session(engine)
-    html = render_html(session, hops, tokens, findings)
+    session, hops, findings = reused_code_session(engine)
+    html = report_of(session, hops, findings)
     verdict = "Sign-in failed: the authorization code was already redeemed"
     assert verdict in html
     assert html.index(verdict) < html.index(f"<h3>{TITLE}</h3>") < html.index('aria-label="Timeline"')
     # each piece of evidence links to its hop, and the hop is there
-    for hid in findings[0]["evidence"]:
+    for hid in [h.number for h in findings[0].evidence]:
         assert f'href="#hop-{hid}"' in html and f'id="hop-{hid}"' in html
     # every hop, in time order, with Δt from the start
     order = [int(m) for m in re.findall(r'data-hop="(\d+)"', html)]
-    assert order == [h.id for h in sorted(hops, key=lambda h: h.started)]
+    assert order == list(range(1, len(hops) + 1)) and [h.started for h in hops] == sorted(h.started for h in hops)
     assert "+4.000 s" in html and "+9.000 s" in html
     # one sign-in: the callbacks, the redemptions and the authorize share a flow tag
     for h in hops:
         if h.role in ("authorize", "callback", "token"):
-            block = html[html.index(f'data-hop="{h.id}"'):]
+            block = html[html.index(f'data-hop="{h.number}"'):]
             assert '<span class="ftag f0">F1</span>' in block[:block.index("</summary>")]
     # error fields with the ids a provider asks for, highlighted
     assert '<tr class="hl"><th>trace_id</th><td>0b1c2d3e-aaaa-bbbb-cccc-0123456789ab</td></tr>' in html
@@ -186,9 +212,9 @@ def test_reused_code_finding_before_the_timeline(engine):
 
 
 def test_capture_notes_follow_the_verdict(engine):
-    session, hops, tokens, findings = reused_code_session(engine)
+    session, hops, findings = reused_code_session(engine)
     note = "No authorize request was captured (recording started mid-sign-in): <state> cannot be compared."
-    html = render_html(session, hops, tokens, findings, notes=[note])
+    html = report_of(session, hops, findings, notes=[note])
     at = html.index("No authorize request was captured")
     assert html.index("<h1>") < at < html.index(f"<h3>{TITLE}</h3>")
     assert "&lt;state&gt; cannot be compared" in html
@@ -197,19 +223,18 @@ def test_capture_notes_follow_the_verdict(engine):
 def test_clean_session_says_no_problem(tmp_path, engine):
     (tmp_path / "s.har").write_bytes(orjson.dumps(to_har(signin_flows())))
     res = import_file(engine, str(tmp_path / "s.har"))
-    html = render_html(db.load_session(engine, res.session_id), db.load_hops(engine, res.session_id),
-                       db.load_tokens(engine, res.session_id), [])
+    html = report_of(db.load_session(engine, res.session_id), db.load_hops(engine, res.session_id))
     assert "No problem found in 6 auth hops" in html
     assert "1 flow" in html  # 7 flows, 6 of them auth hops
 
 
 def test_expired_token_reads_as_expired_before_use(engine):
-    session, hops, tokens, findings = reused_code_session(engine)
+    session, hops, findings = reused_code_session(engine)
     api = next(h for h in hops if h.role == "api")
-    for t in tokens:
-        if t.claims and "exp" in t.claims:
-            t.claims = dict(t.claims, exp=int(api.started) - 180)
-    html = render_html(session, hops, tokens, [])
+    for h in hops:
+        h.tokens = [dataclasses.replace(t, claims=dict(t.claims, exp=int(api.started) - 180))
+                    if t.claims and "exp" in t.claims else t for t in h.tokens]
+    html = report_of(session, hops)
     assert "expired 3 min before use" in html
     assert "token exp: expired 3 min before use" in html  # on the API hop's summary line too
 
@@ -220,8 +245,8 @@ def test_two_interleaved_signins_get_two_flow_tags(engine):
     # 2 s later (interleaved with the first): a token minted in the same second with the same claims
     # would be the same token, and rightly join the two
     b = signin_flows(t0 + 2, code="code-b", state="state-b-0123456789", nonce="nonce-b")
-    session, hops, tokens = _store(engine, a + b)
-    html = render_html(session, hops, tokens, [])
+    session, hops = _store(engine, a + b)
+    html = report_of(session, hops)
     flow_of = {}
     for m in re.finditer(r'data-hop="(\d+)".*?</summary>', html, re.S):
         tag = re.search(r'class="ftag f\d">F(\d+)<', m.group(0))
@@ -229,11 +254,11 @@ def test_two_interleaved_signins_get_two_flow_tags(engine):
     by_state = {}
     for h in hops:
         if h.role in ("authorize", "callback"):
-            by_state.setdefault(h.state, set()).add(flow_of[h.id])
+            by_state.setdefault(h.state, set()).add(flow_of[h.number])
     assert sorted(map(sorted, by_state.values())) == [[1], [2]]
     # the back channel joins its sign-in through the code and the tokens it got
     token_hops = [h for h in hops if h.role == "token"]
-    assert {flow_of[h.id] for h in token_hops} == {1, 2}
+    assert {flow_of[h.number] for h in token_hops} == {1, 2}
     assert "Sign-in flows</dt><dd>2<" in html
 
 
@@ -249,18 +274,19 @@ def test_a_token_used_at_many_hops_shows_its_claims_once(engine):
                           browser=False, status=401 if k == calls - 1 else 200,
                           headers={"authorization": f"Bearer {secrets['access_token']}"},
                           resp_headers={"content-type": "application/json"}, resp_body="{}"))
-    session, hops, tokens = _store(engine, flows)
-    html = render_html(session, hops, tokens, [])
-    fp = next(t.fingerprint for t in tokens if t.kind == "access_token")
+    session, hops = _store(engine, flows)
+    html = report_of(session, hops)
+    carried = [(h, t) for h in hops for t in h.tokens]
+    fp = next(t.fingerprint for _, t in carried if t.kind == "access_token")
     hexid = fp.split("#")[1]
-    uses = [t for t in tokens if t.fingerprint == fp]
+    uses = [h for h, t in carried if t.fingerprint == fp]
     assert html.count(f'id="tok-{hexid}"') == 1
     assert html.count(f'href="#tok-{hexid}"') == len(uses) - 1 >= calls  # every later use links to it
     assert html.count("<th>scp</th>") == 1 and html.count("<th>appid</th>") == 1  # claims printed once
-    assert f"at {len({t.hop_id for t in uses})} hops (the later ones link here)" in html
+    assert f"at {len(set(map(id, uses)))} hops (the later ones link here)" in html
     card = html.index(f'id="tok-{hexid}"')
     token_hop = next(h for h in hops if h.role == "token")
-    assert html.rindex('data-hop="', 0, card) == html.index(f'data-hop="{token_hop.id}"')  # at its first hop
+    assert html.rindex('data-hop="', 0, card) == html.index(f'data-hop="{token_hop.number}"')  # at its first hop
     # every link in the page lands on an element of the page
     ids = set(re.findall(r' id="([^"]+)"', html))
     assert {h[1:] for h in re.findall(r'href="(#[^"]+)"', html)} <= ids
@@ -268,7 +294,7 @@ def test_a_token_used_at_many_hops_shows_its_claims_once(engine):
     api = [h for h in hops if h.role == "api" and "/api/items" in h.path]
     assert len(api) == calls
     for h in api:
-        block = html[html.index(f'data-hop="{h.id}"'):]
+        block = html[html.index(f'data-hop="{h.number}"'):]
         block = block[:block.index("</details>")]
         assert "<th>aud</th><td>https://ai.azure.com</td>" in block and "aud https://ai.azure.com" in block
         assert ("more at use" in block) != (h is api[-1] and "token exp: expired 2 min before use" in block)
@@ -279,7 +305,7 @@ def test_a_token_used_at_many_hops_shows_its_claims_once(engine):
 def test_empty_session(engine):
     sid = db.new_session(engine, "empty.har", "/captures/empty.har", "har")
     db.update_session(engine, sid, flows_seen=12)
-    html = render_html(db.load_session(engine, sid), [], [], [])
+    html = report_of(db.load_session(engine, sid), [])
     assert "No sign-in traffic found: none of the 12 captured flows was an auth hop" in html
     assert "No auth hop in this capture." in html and find_leaks(html) == []
 
@@ -288,8 +314,8 @@ def test_empty_session(engine):
 
 @pytest.mark.parametrize("redact", [False, True])
 def test_hostile_strings_render_as_text(engine, redact):
-    session, hops, tokens, findings = hostile_session(engine)
-    html = render_html(session, hops, tokens, findings, redact_pii=redact)
+    session, hops, findings = hostile_session(engine)
+    html = report_of(session, hops, findings, redact_pii=redact)
     doc = parse(html)
     names = [t for t, _ in doc.tags]
     assert "script" not in names and "img" not in names and "svg" not in names and "textarea" not in names
@@ -314,8 +340,8 @@ def test_hostile_strings_render_as_text(engine, redact):
 # ---- (c) content security policy ---------------------------------------------------------------
 
 def test_csp_hash_matches_the_one_style_and_nothing_loads(engine):
-    session, hops, tokens, findings = reused_code_session(engine)
-    html = render_html(session, hops, tokens, findings)
+    session, hops, findings = reused_code_session(engine)
+    html = report_of(session, hops, findings)
     doc = parse(html)
     metas = [a for t, a in doc.tags if t == "meta" and a.get("http-equiv", "").lower() == "content-security-policy"]
     assert len(metas) == 1
@@ -343,8 +369,7 @@ def test_real_report_passes_the_leak_check_and_holds_no_secret(tmp_path, engine)
     secrets: dict = {}
     (tmp_path / "s.har").write_bytes(orjson.dumps(to_har(signin_flows(secrets=secrets))))
     res = import_file(engine, str(tmp_path / "s.har"))
-    html = render_html(db.load_session(engine, res.session_id), db.load_hops(engine, res.session_id),
-                       db.load_tokens(engine, res.session_id), [])
+    html = report_of(db.load_session(engine, res.session_id), db.load_hops(engine, res.session_id))
     assert find_leaks(html) == []
     for name, value in secrets.items():
         assert value not in html, name
@@ -357,31 +382,31 @@ def test_real_report_passes_the_leak_check_and_holds_no_secret(tmp_path, engine)
     ("url", "https://app.contoso.test/signin-oidc?state=x&code=realsecret", "a raw `code` value"),
     ("body_excerpt", "token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNlZ21lbnQ", "a signed JWT"),
     ("body_excerpt", '{"refresh_token": "0.AXoA-refresh-secret"}', "a raw `refresh_token` value"),
-    ("note", "sent Authorization: Bearer 0.AXoA-opaque-access-token-42", "a Bearer credential"),
-    ("params", {"form": {"client_secret": "cs~Secret.Value_123"}}, "a raw `client_secret` value"),
-    ("params", {"form": {"password": "hunter2-correct-horse"}}, "a raw `password` value"),
-    ("params", {"query": {"redirect_uri": "https://x/cb?code%3Drealsecret"}}, "a raw `code` value"),
+    ("user_agent", "sent Authorization: Bearer 0.AXoA-opaque-access-token-42", "a Bearer credential"),
+    ("params", Params(form={"client_secret": "cs~Secret.Value_123"}), "a raw `client_secret` value"),
+    ("params", Params(form={"password": "hunter2-correct-horse"}), "a raw `password` value"),
+    ("params", Params(query={"redirect_uri": "https://x/cb?code%3Drealsecret"}), "a raw `code` value"),
 ])
 def test_leak_check_refuses_a_forced_secret(tmp_path, engine, field, value, kind):
-    session, hops, tokens, findings = reused_code_session(engine)
+    session, hops, findings = reused_code_session(engine)
     victim = next(h for h in hops if h.role == "token")
     setattr(victim, field, value)
-    html = render_html(session, hops, tokens, findings)
+    html = report_of(session, hops, findings)
     out = tmp_path / "report.html"
     with pytest.raises(LeakError) as e:
         write_report(html, str(out))
     assert not out.exists() and not list(tmp_path.glob("report.html*"))
     msg = str(e.value)
-    assert kind in msg and f"hop {victim.id}" in msg and e.value.path == str(out)
+    assert kind in msg and f"hop {victim.number}" in msg and e.value.path == str(out)
     assert msg.count(". ") == 0 and "\n" not in msg  # one sentence
     assert "realsecret" not in msg and "hunter2" not in msg and "Secret" not in msg
 
 
 def test_leak_check_names_a_finding_that_quotes_a_secret(tmp_path, engine):
-    session, hops, tokens, findings = reused_code_session(engine)
-    findings[1]["explanation"] = "The app sent code=0.AXoA-reused-secret-code twice."
+    session, hops, findings = reused_code_session(engine)
+    findings[1].explanation = "The app sent code=0.AXoA-reused-secret-code twice."
     with pytest.raises(LeakError, match=r"raw `code` value in finding 2"):
-        write_report(render_html(session, hops, tokens, findings), str(tmp_path / "r.html"))
+        write_report(report_of(session, hops, findings), str(tmp_path / "r.html"))
 
 
 def test_leak_check_accepts_fingerprints_and_markers():
@@ -397,14 +422,14 @@ def test_leak_check_accepts_fingerprints_and_markers():
 # ---- PII masking -------------------------------------------------------------------------------
 
 def test_redact_pii_masks_people_and_addresses(engine):
-    session, hops, tokens, findings = reused_code_session(engine)
-    for t in tokens:
-        if t.claims:
-            t.claims = dict(t.claims, oid="00000000-aaaa-bbbb-cccc-1234567890ab", ipaddr="203.0.113.7")
-    hops[0].note = "seen from 203.0.113.7 and 2001:db8::7 for alice@contoso.test"
-    plain = render_html(session, hops, tokens, findings)
+    session, hops, findings = reused_code_session(engine)
+    for h in hops:
+        h.tokens = [dataclasses.replace(t, claims=dict(t.claims, oid="00000000-aaaa-bbbb-cccc-1234567890ab",
+                                                       ipaddr="203.0.113.7")) if t.claims else t for t in h.tokens]
+    hops[0].body_excerpt = "seen from 203.0.113.7 and 2001:db8::7 for alice@contoso.test"
+    plain = report_of(session, hops, findings)
     assert "alice@contoso.test" in plain and "203.0.113.7" in plain
-    html = render_html(session, hops, tokens, findings, redact_pii=True)
+    html = report_of(session, hops, findings, redact_pii=True)
     for value in ("alice@contoso.test", "alice%40contoso.test", "203.0.113.7", "2001:db8::7",
                   "00000000-aaaa-bbbb-cccc-1234567890ab", "<td>Alice</td>"):
         assert value not in html, value
@@ -452,9 +477,9 @@ def _open(browser, path: Path, **kw):
 
 
 def test_report_in_headless_chromium(chromium, engine, tmp_path):
-    session, hops, tokens, findings = reused_code_session(engine)
+    session, hops, findings = reused_code_session(engine)
     out = tmp_path / "report.html"
-    write_report(render_html(session, hops, tokens, findings), str(out))
+    write_report(report_of(session, hops, findings), str(out))
     page, seen = _open(chromium, out, viewport={"width": 1360, "height": 1000}, color_scheme="light")
     assert page.locator("h1").inner_text().startswith("Sign-in failed: the authorization code was already redeemed")
     assert page.get_by_role("heading", name=TITLE, exact=True).is_visible()
@@ -462,21 +487,21 @@ def test_report_in_headless_chromium(chromium, engine, tmp_path):
     assert box and box["y"] < 1000  # on the first screen
     assert page.locator("details.hop").count() == len(hops)
     # an evidence link opens the hop it points at
-    last = findings[0]["evidence"][-1]
+    last = findings[0].evidence[-1].number
     page.locator(f'#finding-1 a.ev[href="#hop-{last}"]').click()
     assert page.locator(f'details[data-hop="{last}"]').evaluate("d => d.open")
     assert page.locator(f"#hop-{last}").get_by_text("invalid_grant", exact=True).first.is_visible()
     # the API call's token card links to the token's full card in the (closed) token response hop
     api = next(h for h in hops if h.role == "api")
     token_hop = next(h for h in hops if h.role == "token")
-    assert not page.locator(f'details[data-hop="{token_hop.id}"]').evaluate("d => d.open")
-    page.locator(f'details[data-hop="{api.id}"] > summary').click()
-    page.locator(f'#hop-{api.id} a[href^="#tok-"]').first.click()
-    assert page.locator(f'details[data-hop="{token_hop.id}"]').evaluate("d => d.open")
-    card = page.locator(f'#hop-{token_hop.id} section.token[id^="tok-"]').first
+    assert not page.locator(f'details[data-hop="{token_hop.number}"]').evaluate("d => d.open")
+    page.locator(f'details[data-hop="{api.number}"] > summary').click()
+    page.locator(f'#hop-{api.number} a[href^="#tok-"]').first.click()
+    assert page.locator(f'details[data-hop="{token_hop.number}"]').evaluate("d => d.open")
+    card = page.locator(f'#hop-{token_hop.number} section.token[id^="tok-"]').first
     assert card.is_visible() and "Claims" in card.inner_text()
-    page.locator(f'details[data-hop="{api.id}"]').evaluate("d => d.open = false")
-    page.locator(f'details[data-hop="{token_hop.id}"]').evaluate("d => d.open = false")
+    page.locator(f'details[data-hop="{api.number}"]').evaluate("d => d.open = false")
+    page.locator(f'details[data-hop="{token_hop.number}"]').evaluate("d => d.open = false")
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(0, 0)
     page.evaluate("window.scrollTo(0, 0)")
@@ -490,10 +515,10 @@ def test_report_in_headless_chromium(chromium, engine, tmp_path):
 
 
 def test_hostile_report_runs_nothing_in_chromium(chromium, engine, tmp_path):
-    session, hops, tokens, findings = hostile_session(engine)
+    session, hops, findings = hostile_session(engine)
     out = tmp_path / "hostile.html"
     # written directly: the hostile `code_fp` is no fingerprint, and the leak check rightly refuses it
-    out.write_text(render_html(session, hops, tokens, findings), encoding="utf-8")
+    out.write_text(report_of(session, hops, findings), encoding="utf-8")
     page, seen = _open(chromium, out)
     for d in page.locator("details").all():  # open everything: nothing inside may come alive
         d.evaluate("d => d.open = true")

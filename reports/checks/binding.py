@@ -29,7 +29,8 @@ def state_mismatch(s: SessionIndex) -> list[Finding]:
                     "(CSRF protection), so the sign-in fails.")
         else:
             title = "The callback carries no state although the authorize request sent one."
-            expl = f"{h.label} {h.where} has no state parameter; the authorize request sent state '{sorted(sent)[0][:60]}'."
+            expl = (f"{h.label} {h.where} has no state parameter; the authorize request sent state "
+                    f"'{sorted(sent)[0][:60]}'.")
         before = [a for a in s.authorize if a.started <= h.started][-1:]
         out.append(finding(kind="state_mismatch", severity=Severity.ERROR, title=title, explanation=expl,
                            evidence=[*before, h], callback_state=h.state, sent=sorted(sent)))

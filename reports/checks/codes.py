@@ -84,6 +84,7 @@ def duplicate_redirect(s: SessionIndex) -> list[Finding]:
         out.append(finding(
             kind="duplicate_redirect", severity=Severity.ERROR if any(not h.ok for h in hs) else Severity.WARNING,
             title=f"The callback carrying {label} was requested {len(hs)} times, {gap_ms:.0f} ms apart.",
-            explanation="The identity provider's redirect reached the redirect URI more than once: " + " | ".join(lines),
+            explanation="The identity provider's redirect reached the redirect URI more than once: "
+                        + " | ".join(lines),
             evidence=hs, gap_ms=round(gap_ms, 1)))
     return out

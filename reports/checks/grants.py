@@ -46,8 +46,8 @@ def issuer_mismatch(s: SessionIndex) -> list[Finding]:
                 out.append(finding(
                     kind="issuer_mismatch", variant="id_token", severity=Severity.ERROR,
                     title=f"The id_token was issued by {iss}, not by the issuer the sign-in started with.",
-                    explanation=f"id_token {t.fingerprint} at {h.label} has iss {iss}" + (f" (tid {tid})" if tid else "")
-                                + f"; {bad}.",
+                    explanation=f"id_token {t.fingerprint} at {h.label} has iss {iss}"
+                                + (f" (tid {tid})" if tid else "") + f"; {bad}.",
                     evidence=[h], iss=iss))
     return out
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"make_fixtures: the run did not export {missing}; fixtures unchanged", file=sys.stderr)
             return 1
-        for suffix, path in produced.items():
+        for path in produced.values():
             size = path.stat().st_size
             if size > MAX_BYTES:
                 print(f"make_fixtures: {path.name} is {size} bytes (limit {MAX_BYTES}); fixtures unchanged",

@@ -325,15 +325,19 @@ class Proc:
 
 
 def hop_rows(db: Path, after_rowid: int = 0) -> list[dict]:
-    """Rows of authtrace's ``hop`` table with rowid > after_rowid, oldest first (read-only)."""
+    """Rows of authtrace's ``hop`` table with rowid > after_rowid, oldest first (read-only), each with
+    its ``number``: the position in time order within its session, the number authtrace prints."""
     if not db.exists():
         return []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         con.row_factory = sqlite3.Row
         try:
-            rows = con.execute("SELECT rowid AS _rowid, * FROM hop WHERE rowid > ? ORDER BY rowid", (after_rowid,))
-            return [dict(r) for r in rows]
+            rows = [dict(r) for r in con.execute("SELECT rowid AS _rowid, * FROM hop ORDER BY session_id, started, id")]
+            count: dict[int, int] = {}
+            for r in rows:
+                r["number"] = count[r["session_id"]] = count.get(r["session_id"], 0) + 1
+            return sorted((r for r in rows if r["_rowid"] > after_rowid), key=lambda r: r["_rowid"])
         except sqlite3.OperationalError as exc:  # table not created yet
             if "no such table" in str(exc):
                 return []

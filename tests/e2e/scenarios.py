@@ -158,7 +158,7 @@ class Outcome:
         assert rc in (0, 1), f"{' '.join(self.check_run.args)} exited {rc}:\n{err}"
         objects = [json.loads(line) for line in out.splitlines() if line.strip()]
         assert len(objects) == len(self.files), out
-        return rc, {f.suffix.lstrip("."): o for f, o in zip(self.files, objects)}
+        return rc, {f.suffix.lstrip("."): o for f, o in zip(self.files, objects, strict=True)}
 
     @property
     def check_rc(self) -> int:
@@ -173,7 +173,7 @@ class Outcome:
     @cached_property
     def offline_rows(self) -> dict[str, list[dict]]:
         """File suffix -> the hops `authtrace check` imported from that file."""
-        self._check  # the import is done once check has finished
+        _ = self._check  # the import is done once check has finished
         sources = {s["id"]: s["source"] for s in rig.capture_sessions(self.offline_db)}
         rows = rig.hop_rows(self.offline_db)
         out = {}
@@ -185,8 +185,8 @@ class Outcome:
     def evidence_rows(self, evidence: list[dict], where: str = "live") -> list[dict]:
         """The hop rows behind a finding's evidence: live store, or the offline import of "mitm"/"har"."""
         rows = self.rows if where == "live" else self.offline_rows[where]
-        by_id = {r["id"]: r for r in rows}
-        return [by_id[e["hop"]] for e in evidence]
+        by_number = {r["number"]: r for r in rows}
+        return [by_number[e["hop"]] for e in evidence]
 
 
 def record(

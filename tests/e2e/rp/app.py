@@ -161,7 +161,7 @@ def callback():
             timeout=10,
         )
         if resp.status_code != 200:
-            raise OAuthError(error=resp.json().get("error", "http_%d" % resp.status_code), description=resp.text[:300])
+            raise OAuthError(error=resp.json().get("error", f"http_{resp.status_code}"), description=resp.text[:300])
         api_token = resp.json()["access_token"]
         # 4. the protected API
         result["step"] = "api"
