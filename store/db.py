@@ -57,8 +57,16 @@ def _prepare_sqlite_file(path: str) -> None:
 def _dumps(v: Any) -> str:
     try:
         return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
-    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, huge integers: the slower encoder copes
-        return json.dumps(v, default=str)
+    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, huge integers: the slower encoder copes,
+        text = json.dumps(v, default=str, ensure_ascii=False)  # and a lone surrogate becomes "?"
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by an older version with escaped lone surrogates
+        return json.loads(text)
 
 
 def open_db(db: str = DEFAULT_DB) -> Engine:
@@ -67,7 +75,7 @@ def open_db(db: str = DEFAULT_DB) -> Engine:
         _prepare_sqlite_file(url[len("sqlite:///"):])
     sqlite = url.startswith("sqlite")
     engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {}, json_serializer=_dumps,
-                           json_deserializer=orjson.loads)
+                           json_deserializer=_loads)
     if sqlite:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
