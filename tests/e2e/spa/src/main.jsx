@@ -6,9 +6,10 @@
 //
 // Routes: /login?variant=V starts a sign-in; /callback redeems the code; / shows the state.
 // Variants:
-//   guarded     the redemption effect runs once per code (a ref guard): the correct app
-//   unguarded   no guard: React StrictMode (development build) mounts the callback twice and
-//               each mount's effect redeems the same code, as many real apps do by mistake
+//   guarded     the login and redemption effects run once (a guard): the correct app
+//   unguarded   no guard: React StrictMode (development build) mounts each page twice, so the
+//               login effect navigates to /authorize twice (the browser aborts the first) and
+//               each mount of the callback redeems the same code, as many real apps do by mistake
 //   refresh     guarded, plus offline_access and prompt=consent: a rotating refresh token
 // The outcome is JSON in <pre id="result" data-phase="...">; window.spa lets a test
 // use the tokens (userinfo, refresh with the current or the previous refresh token)
@@ -157,9 +158,15 @@ function Callback() {
   );
 }
 
+let loginStarted = false;
+
 function Login() {
   useEffect(() => {
     const variant = new URLSearchParams(window.location.search).get('variant') || 'guarded';
+    if (variant !== 'unguarded') {
+      if (loginStarted) return; // the fix: StrictMode runs this effect twice, start one sign-in
+      loginStarted = true;
+    }
     login(variant).catch((err) => {
       document.getElementById('result').textContent = JSON.stringify(describe(err));
     });
