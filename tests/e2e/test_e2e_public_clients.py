@@ -225,9 +225,17 @@ def test_refresh_reuse_journey(cap_refresh_reuse):
     assert after.form["refresh_token"] not in (rotate.form["refresh_token"],), "then the newest one"
 
 
-REFRESH_REUSE_KINDS = {"idp_error", "token_revoked"}
+# The cause is the reuse of a rotated-out refresh token (the provider's reuse detection then
+# revoked the grant): a finding must name it, beside the refusals and the revoked access token.
+REFRESH_REUSE_KINDS = {"reused_refresh_token", "idp_error", "token_revoked"}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="no check names refresh-token reuse (proposed kind reused_refresh_token): the refresh token "
+    "presented at the 2nd refresh had already been exchanged by a 200 answer that rotated it; today only "
+    "idp_error (generic invalid_grant) and token_revoked come out, neither says why",
+)
 def test_refresh_reuse_findings(cap_refresh_reuse):
     assert_kinds(cap_refresh_reuse, REFRESH_REUSE_KINDS)
 
