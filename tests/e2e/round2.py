@@ -21,9 +21,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import rig, scenarios
@@ -39,11 +40,11 @@ USER, PASSWORD = "alice", "correct horse"
 # ------------------------------------------------------------------ servers
 
 
-def tls_env(stack: "Stack") -> dict[str, str]:
+def tls_env(stack: Stack) -> dict[str, str]:
     return {"TLS_CERT": str(stack.pki.cert), "TLS_KEY": str(stack.pki.key), "SIGNING_KEY": str(stack.pki.signing_key)}
 
 
-def proxied_env(stack: "Stack", **extra: str) -> dict[str, str]:
+def proxied_env(stack: Stack, **extra: str) -> dict[str, str]:
     """A process whose HTTP(S) goes through whichever capture's proxy is on the port, trusting mitmproxy's CA."""
     proxy = f"http://127.0.0.1:{stack.proxy_port}"
     return rig.clean_env(
@@ -52,7 +53,7 @@ def proxied_env(stack: "Stack", **extra: str) -> dict[str, str]:
     )  # fmt: skip
 
 
-def start_server(stack: "Stack", name: str, cmd: list[str], env: dict[str, str], cwd: Path, ready: str) -> rig.Proc:
+def start_server(stack: Stack, name: str, cmd: list[str], env: dict[str, str], cwd: Path, ready: str) -> rig.Proc:
     """Start a server of the rig, registered in stack.procs (its log joins a failing test's report)."""
     proc = rig.Proc(name, cmd, stack.workdir / "logs" / f"{name}.log", env=env, cwd=cwd)
     stack.procs[name] = proc
@@ -73,7 +74,9 @@ def npm_ci(npm: str, directory: Path, marker: str) -> str | None:
 
 def build_spa(node: str, outdir: Path) -> Path:
     """Bundle the SPA with esbuild (spa/build.mjs) into outdir; returns app.js."""
-    done = subprocess.run([node, "build.mjs", str(outdir)], cwd=rig.SPA_DIR, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [node, "build.mjs", str(outdir)], cwd=rig.SPA_DIR, capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         raise rig.StartupError(f"SPA build failed:\n{done.stdout}\n{done.stderr}")
     return outdir / "app.js"
@@ -87,7 +90,7 @@ class PublicClients:
     spa_url: str  # https://spa.test:PORT
 
 
-def start_public_clients(stack: "Stack", node: str) -> PublicClients:
+def start_public_clients(stack: Stack, node: str) -> PublicClients:
     idp_port, spa_port = rig.free_ports(2)
     spa_url = f"https://spa.test:{spa_port}"
     issuer = f"https://op.test:{idp_port}"
@@ -114,7 +117,7 @@ class Provider:
     rp_url: str  # https://client.test:PORT
 
 
-def start_provider(stack: "Stack", name: str) -> Provider:
+def start_provider(stack: Stack, name: str) -> Provider:
     """django-oauth-toolkit ("dot") or Authlib's server ("authlib"), and a generic RP for it."""
     idp_port, rp_port = rig.free_ports(2)
     rp_url = f"https://client.test:{rp_port}"
@@ -123,9 +126,18 @@ def start_provider(stack: "Stack", name: str) -> Provider:
         "authlib": ("authlib_idp.py", f"https://authlib.test:{idp_port}", "AUTHLIB IDP READY"),
     }[name]
     env = rig.clean_env(
-        **tls_env(stack), IDP_PORT=str(idp_port), REDIRECT_URIS=f"{rp_url}/callback", DOT_DB=str(stack.workdir / "dot.sqlite3")
+        **tls_env(stack),
+        IDP_PORT=str(idp_port),
+        REDIRECT_URIS=f"{rp_url}/callback",
+        DOT_DB=str(stack.workdir / "dot.sqlite3"),
     )
-    idp = rig.Proc(f"{name}-idp", [sys.executable, str(rig.PROVIDERS_DIR / script)], stack.workdir / "logs" / f"{name}-idp.log", env=env, cwd=rig.PROVIDERS_DIR)
+    idp = rig.Proc(
+        f"{name}-idp",
+        [sys.executable, str(rig.PROVIDERS_DIR / script)],
+        stack.workdir / "logs" / f"{name}-idp.log",
+        env=env,
+        cwd=rig.PROVIDERS_DIR,
+    )
     rp = rig.Proc(
         f"{name}-rp", [sys.executable, str(rig.RP_DIR / "generic_rp.py")], stack.workdir / "logs" / f"{name}-rp.log",
         env=proxied_env(stack, **tls_env(stack), APP_PORT=str(rp_port), ISSUER=issuer), cwd=rig.RP_DIR,
@@ -183,19 +195,19 @@ def spa_signin(context, spa_url: str, variant: str):
 # ------------------------------------------------------------------ journeys
 
 
-def spa_clean(stack: "Stack", context, extra: dict) -> dict:
+def spa_clean(stack: Stack, context, extra: dict) -> dict:
     """spa-clean: the guarded app redeems once, then reads userinfo (a CORS call with a bearer token)."""
     page, result = spa_signin(context, extra["public"].spa_url, "guarded")
     return {"result": result, "userinfo": page.evaluate("spa.userinfo()"), "url": page.url}
 
 
-def spa_double(stack: "Stack", context, extra: dict) -> dict:
+def spa_double(stack: Stack, context, extra: dict) -> dict:
     """spa-double-redemption: StrictMode runs the unguarded effect twice: two token POSTs, one code."""
     page, result = spa_signin(context, extra["public"].spa_url, "unguarded")
     return {"result": result, "url": page.url}
 
 
-def spa_refresh_reuse(stack: "Stack", context, extra: dict) -> dict:
+def spa_refresh_reuse(stack: Stack, context, extra: dict) -> dict:
     """refresh-reuse: rotate once, present the rotated-out refresh token again, then the newest one."""
     page, result = spa_signin(context, extra["public"].spa_url, "refresh")
     steps = {"signin": result}
@@ -234,7 +246,7 @@ class DeviceClient:
         raise rig.StartupError(f"device client did not finish in {timeout:.0f}s\n{self.proc.tail()}")
 
 
-def start_device_client(stack: "Stack", issuer: str, client_id: str, name: str) -> DeviceClient:
+def start_device_client(stack: Stack, issuer: str, client_id: str, name: str) -> DeviceClient:
     """The device-flow client (clients/device_client.py) with its back channel through the proxy."""
     proc = rig.Proc(
         name, [sys.executable, str(rig.CLIENTS_DIR / "device_client.py")], stack.workdir / "logs" / f"{name}.log",
@@ -244,7 +256,7 @@ def start_device_client(stack: "Stack", issuer: str, client_id: str, name: str) 
     return DeviceClient(proc.start())
 
 
-def device_flow(stack: "Stack", context, extra: dict, *, client_id: str, user: str | None) -> dict:
+def device_flow(stack: Stack, context, extra: dict, *, client_id: str, user: str | None) -> dict:
     """Device authorization grant: the client polls; the user approves ("approve"), declines
     ("abort") or does nothing (None: the code expires) in the browser."""
     client = start_device_client(stack, extra["public"].issuer, client_id, f"device-{client_id}-{user or 'idle'}")
@@ -269,15 +281,15 @@ def device_flow(stack: "Stack", context, extra: dict, *, client_id: str, user: s
         client.proc.stop()
 
 
-def device_clean(stack: "Stack", context, extra: dict) -> dict:
+def device_clean(stack: Stack, context, extra: dict) -> dict:
     return device_flow(stack, context, extra, client_id="device-cli", user="approve")
 
 
-def device_denied(stack: "Stack", context, extra: dict) -> dict:
+def device_denied(stack: Stack, context, extra: dict) -> dict:
     return device_flow(stack, context, extra, client_id="device-cli", user="abort")
 
 
-def device_expired(stack: "Stack", context, extra: dict) -> dict:
+def device_expired(stack: Stack, context, extra: dict) -> dict:
     return device_flow(stack, context, extra, client_id="device-short", user=None)
 
 
@@ -304,8 +316,8 @@ def provider_signin(context, rp_url: str, fault: str = "") -> dict:
     }
 
 
-def provider_journey(name: str, fault: str = "") -> Callable[["Stack", Any, dict], dict]:
-    def journey(stack: "Stack", context, extra: dict) -> dict:
+def provider_journey(name: str, fault: str = "") -> Callable[[Stack, Any, dict], dict]:
+    def journey(stack: Stack, context, extra: dict) -> dict:
         return provider_signin(context, extra[name].rp_url, fault)
 
     journey.__doc__ = f"a sign-in at {name}" + (f" with the fault {fault!r}" if fault else "")
@@ -328,7 +340,7 @@ def scenario(name: str, journey, needs: str, browser_har: bool = False) -> Round
     return Round2(scenarios.Scenario(name, name, journey), needs, browser_har)
 
 
-def record_selected(stack: "Stack", browser, wanted: list[Round2], extra: dict, timings: dict) -> dict[str, object]:
+def record_selected(stack: Stack, browser, wanted: list[Round2], extra: dict, timings: dict) -> dict[str, object]:
     """Record each wanted scenario in its own capture, back to back; name -> Outcome or the exception.
 
     Each capture's `authtrace check` starts once the next capture's proxy is up (the harness of
@@ -344,12 +356,14 @@ def record_selected(stack: "Stack", browser, wanted: list[Round2], extra: dict, 
             return browser_context(browser, _har)
 
         try:
-            outcome = scenarios.record(stack, browser, s, extra, new_context, on_ready=previous.start_analysis if previous else None)
+            outcome = scenarios.record(
+                stack, browser, s, extra, new_context, on_ready=previous.start_analysis if previous else None
+            )
             if har_path is not None:
                 outcome.files.append(har_path)
             outcomes[s.name] = previous = outcome
             timings[s.name] = outcome.seconds
-        except Exception as exc:  # noqa: BLE001 - re-raised by the scenario's own tests
+        except Exception as exc:
             cap = stack.captures.get(s.name)
             log = f"\n--- proxy log ({cap.proc.log}) ---\n{cap.proc.tail(40)}" if cap else ""
             failed = RuntimeError(f"scenario {s.name} failed: {exc!r}{log}")
@@ -417,7 +431,7 @@ def read_exchanges(path: Path) -> list[Exchange]:
     return out
 
 
-def _exchange(flow: "http.HTTPFlow") -> Exchange:
+def _exchange(flow: http.HTTPFlow) -> Exchange:
     req, resp = flow.request, flow.response
     form: dict[str, str] = {}
     if "application/x-www-form-urlencoded" in req.headers.get("content-type", ""):

@@ -76,11 +76,17 @@ def authlib_idp(stack: Stack, e2e_tools) -> Provider:
 def outcomes(request, stack: Stack, chromium) -> dict[str, object]:
     selected = wanted(request, SCENARIOS)
     needs = {r.needs for r in selected}
-    extra = {name: request.getfixturevalue(fixture) for name, fixture in (("dot", "dot"), ("authlib", "authlib_idp")) if name in needs}
+    extra = {
+        name: request.getfixturevalue(fixture)
+        for name, fixture in (("dot", "dot"), ("authlib", "authlib_idp"))
+        if name in needs
+    }
     return record_selected(stack, chromium, selected, extra, TIMINGS)
 
 
-cap_dot_clean, cap_dot_redirect_uri, cap_authlib_clean, cap_authlib_pkce = (outcome_fixture(r.scenario.name) for r in SCENARIOS)
+cap_dot_clean, cap_dot_redirect_uri, cap_authlib_clean, cap_authlib_pkce = (
+    outcome_fixture(r.scenario.name) for r in SCENARIOS
+)
 
 
 def kinds(obj: dict) -> set[str]:

@@ -91,7 +91,7 @@ def titles(obj: dict) -> list[str]:
 
 
 def assert_kinds(o: Outcome, expected: set[str], suffix: str = "mitm") -> None:
-    """`authtrace check <saved file> --json` gives exactly these finding kinds (and the exit code that goes with them)."""
+    """`authtrace check <saved file> --json` gives exactly these finding kinds (and the matching exit code)."""
     obj = o.check[suffix]
     assert kinds(obj) == expected, titles(obj)
     if len(o.check) == 1:
@@ -147,9 +147,10 @@ def har_entries(path) -> list[dict]:
     out = []
     for e in json.loads(path.read_text())["log"]["entries"]:
         start = dt.datetime.fromisoformat(e["startedDateTime"].replace("Z", "+00:00")).timestamp() * 1000
+        request, response = e["request"], e["response"]
         out.append({
-            "method": e["request"]["method"], "url": e["request"]["url"].split("?")[0], "status": e["response"]["status"],
-            "start": start, "time": e["time"], "failure": e["response"].get("_failureText"),
+            "method": request["method"], "url": request["url"].split("?")[0], "status": response["status"],
+            "start": start, "time": e["time"], "failure": response.get("_failureText"),
         })  # fmt: skip
     return out
 
@@ -188,7 +189,9 @@ def test_spa_double_redemption_findings(cap_spa_double_redemption):
 )
 def test_spa_double_redemption_browser_har(cap_spa_double_redemption):
     """The browser-side HAR holds both token POSTs (an SPA redeems in the browser): same diagnosis."""
-    assert kinds(cap_spa_double_redemption.check["har"]) == SPA_DOUBLE_KINDS, titles(cap_spa_double_redemption.check["har"])
+    assert kinds(cap_spa_double_redemption.check["har"]) == SPA_DOUBLE_KINDS, titles(
+        cap_spa_double_redemption.check["har"]
+    )
 
 
 def test_browser_har_is_browser_side(cap_spa_clean):
@@ -202,14 +205,16 @@ def test_browser_har_is_browser_side(cap_spa_clean):
     entries = har_entries(cap_spa_clean.files[-1])
     methods = [(e["method"], e["url"].rsplit("/", 1)[-1]) for e in entries]
     assert ("POST", "token") in methods and ("GET", "me") in methods, methods
-    assert [e["failure"] for e in entries if "fonts.googleapis.com" in e["url"]] == ["net::ERR_TUNNEL_CONNECTION_FAILED"] * 2
+    assert [e["failure"] for e in entries if "fonts.googleapis.com" in e["url"]] == [
+        "net::ERR_TUNNEL_CONNECTION_FAILED"
+    ] * 2
 
 
 # ------------------------------------------------------------------ refresh rotation reuse
 
 
 def test_refresh_reuse_journey(cap_refresh_reuse):
-    """Self-check: rotation, then reuse of the rotated-out token refused, then the newest refused too (grant revoked)."""
+    """Self-check: rotation; the rotated-out token refused; then the newest refused too (grant revoked)."""
     j = cap_refresh_reuse.journey
     assert j["signin"]["attempts"][0]["refresh_token"] is True, j["signin"]
     assert j["userinfo_1"]["status"] == 200
@@ -254,7 +259,9 @@ def test_device_clean_journey(cap_device_clean):
     assert "Sign-in Success" in j["page"]["text"], j["page"]
     polls = device_polls(cap_device_clean)
     results = [outcome_of(p) for p in polls]
-    assert results[-1] == (200, None) and results[:-1] and set(results[:-1]) == {(400, "authorization_pending")}, results
+    assert results[-1] == (200, None) and results[:-1] and set(results[:-1]) == {(400, "authorization_pending")}, (
+        results
+    )
     assert len({p.form["device_code"] for p in polls}) == 1
 
 

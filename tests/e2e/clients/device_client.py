@@ -63,13 +63,21 @@ def main() -> int:
         body = resp.json()
         emit(event="poll", n=polls, status=resp.status_code, error=body.get("error"))
         if resp.status_code == 200:
-            info = http.get(meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=10)
+            info = http.get(
+                meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=10
+            )
             emit(event="done", ok=True, polls=polls, userinfo_status=info.status_code, sub=info.json().get("sub"))
             return 0
         if body.get("error") == "slow_down":
             interval += 5
         elif body.get("error") != "authorization_pending":
-            emit(event="done", ok=False, polls=polls, error=body.get("error"), error_description=body.get("error_description"))
+            emit(
+                event="done",
+                ok=False,
+                polls=polls,
+                error=body.get("error"),
+                error_description=body.get("error_description"),
+            )
             return 1
     emit(event="done", ok=False, polls=polls, error="client_gave_up")
     return 1

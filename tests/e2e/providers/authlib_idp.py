@@ -51,7 +51,9 @@ JWKS = {"keys": [SIGNING_KEY.as_dict(is_private=False)]}
 
 app = Flask(__name__)
 app.secret_key = secrets.token_bytes(32)
-app.config.update(SESSION_COOKIE_SECURE=True, SESSION_COOKIE_NAME="idp_session", OAUTH2_TOKEN_EXPIRES_IN={"authorization_code": 600})
+app.config.update(
+    SESSION_COOKIE_SECURE=True, SESSION_COOKIE_NAME="idp_session", OAUTH2_TOKEN_EXPIRES_IN={"authorization_code": 600}
+)
 LOCK = threading.Lock()
 
 
@@ -157,7 +159,9 @@ NONCES: set[str] = set()
 
 
 def user_info(user: str, scope: str) -> UserInfo:
-    return UserInfo(sub=user, name=f"User {user}", preferred_username=user, email=f"{user}@example.test", email_verified=True).filter(scope)
+    return UserInfo(
+        sub=user, name=f"User {user}", preferred_username=user, email=f"{user}@example.test", email_verified=True
+    ).filter(scope)
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):
@@ -238,7 +242,8 @@ server.register_endpoint(UserInfoRoute(resource_protector=protector))
 
 
 def page(title: str, body: str, status: int = 200):
-    doc = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    head = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+    doc = f"{head}<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     return doc, status, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
 
 
@@ -315,7 +320,9 @@ def userinfo():
 
 
 def main() -> None:
-    httpd = make_server("127.0.0.1", PORT, app, threaded=True, ssl_context=(os.environ["TLS_CERT"], os.environ["TLS_KEY"]))
+    httpd = make_server(
+        "127.0.0.1", PORT, app, threaded=True, ssl_context=(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    )
     print(f"AUTHLIB IDP READY {ISSUER}", flush=True)
     httpd.serve_forever()
 

@@ -50,7 +50,9 @@ def _log_backchannel(resp: requests.Response, *args, **kwargs) -> requests.Respo
     except RuntimeError:
         return resp
     body = resp.text[:500] if "json" in resp.headers.get("Content-Type", "") else ""
-    calls.append({"method": resp.request.method, "url": resp.request.url.split("?")[0], "status": resp.status_code, "body": body})
+    calls.append(
+        {"method": resp.request.method, "url": resp.request.url.split("?")[0], "status": resp.status_code, "body": body}
+    )
     return resp
 
 
@@ -116,7 +118,7 @@ def callback():
     except OAuthError as exc:
         result.update(error=exc.error, error_description=exc.description, backchannel=g.get("backchannel", []))
         return _page(f"Sign-in failed: {exc.error}", result, 400)
-    except Exception as exc:  # noqa: BLE001 - the page is the test's only window into the RP
+    except Exception as exc:
         result.update(error=type(exc).__name__, error_description=str(exc)[:500], backchannel=g.get("backchannel", []))
         return _page(f"Sign-in failed: {type(exc).__name__}", result, 400)
     result.update(signed_in=True, step="done", backchannel=g.get("backchannel", []))
@@ -124,7 +126,9 @@ def callback():
 
 
 def main() -> None:
-    server = make_server("127.0.0.1", PORT, app, threaded=True, ssl_context=(os.environ["TLS_CERT"], os.environ["TLS_KEY"]))
+    server = make_server(
+        "127.0.0.1", PORT, app, threaded=True, ssl_context=(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    )
     print(f"RP READY {ORIGIN}", flush=True)
     server.serve_forever()
 

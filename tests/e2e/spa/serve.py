@@ -22,7 +22,11 @@ from werkzeug.wrappers import Request, Response
 PORT = int(os.environ["SPA_PORT"])
 ORIGIN = f"https://spa.test:{PORT}"
 BUNDLE = Path(os.environ["SPA_BUNDLE"])
-CONFIG = {"issuer": os.environ["ISSUER"], "client_id": os.environ.get("CLIENT_ID", "spa"), "redirect_uri": f"{ORIGIN}/callback"}
+CONFIG = {
+    "issuer": os.environ["ISSUER"],
+    "client_id": os.environ.get("CLIENT_ID", "spa"),
+    "redirect_uri": f"{ORIGIN}/callback",
+}
 PAGE = (
     "<!doctype html><html><head><meta charset='utf-8'><title>authtrace e2e SPA</title>"
     f"<script id='config' type='application/json'>{html.escape(json.dumps(CONFIG), quote=False)}</script>"
@@ -41,7 +45,9 @@ def app(request: Request) -> Response:
 
 
 def main() -> None:
-    server = make_server("127.0.0.1", PORT, app, threaded=True, ssl_context=(os.environ["TLS_CERT"], os.environ["TLS_KEY"]))
+    server = make_server(
+        "127.0.0.1", PORT, app, threaded=True, ssl_context=(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    )
     print(f"SPA READY {ORIGIN}", flush=True)
     server.serve_forever()
 
