@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -45,7 +46,7 @@ SCENARIOS: list[Round2] = [
 ]
 
 
-def _provider(stack: Stack, name: str):
+def _provider(stack: Stack, name: str) -> Iterator[Provider]:
     try:
         provider = start_provider(stack, name)
     except rig.StartupError as exc:
@@ -59,7 +60,7 @@ def _provider(stack: Stack, name: str):
 
 
 @pytest.fixture(scope="module")
-def dot(stack: Stack, e2e_tools) -> Provider:
+def dot(stack: Stack, e2e_tools) -> Iterator[Provider]:
     try:
         import oauth2_provider  # noqa: F401
     except ImportError:
@@ -68,7 +69,7 @@ def dot(stack: Stack, e2e_tools) -> Provider:
 
 
 @pytest.fixture(scope="module")
-def authlib_idp(stack: Stack, e2e_tools) -> Provider:
+def authlib_idp(stack: Stack, e2e_tools) -> Iterator[Provider]:
     yield from _provider(stack, "authlib")
 
 

@@ -18,6 +18,8 @@ assert none. Known authtrace misbehaviour: the correct assertion, marked xfail(s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from . import rig
@@ -56,7 +58,7 @@ SCENARIOS: list[Round2] = [
 
 
 @pytest.fixture(scope="module")
-def public_clients(stack: Stack, e2e_tools, idp_installed) -> PublicClients:
+def public_clients(stack: Stack, e2e_tools, idp_installed) -> Iterator[PublicClients]:
     """op.test (oidc-provider, public clients) and spa.test (the SPA, built here with esbuild)."""
     error = npm_ci(e2e_tools["npm"], rig.SPA_DIR, "oauth4webapi")
     if error:

@@ -10,6 +10,7 @@ await build({
   target: 'es2022',
   jsx: 'automatic',
   define: { 'process.env.NODE_ENV': '"development"' },
+  minify: true, // smaller captures; StrictMode's double mount does not depend on readable code
   outfile: `${outdir}/app.js`,
   logLevel: 'warning',
 });

@@ -38,7 +38,10 @@ PAGE = (
 @Request.application
 def app(request: Request) -> Response:
     if request.path == "/app.js":
-        return Response(BUNDLE.read_bytes(), content_type="text/javascript; charset=utf-8")
+        # cacheable, so the callback page does not load it again: captures stay small
+        return Response(
+            BUNDLE.read_bytes(), content_type="text/javascript; charset=utf-8", headers={"Cache-Control": "max-age=600"}
+        )
     if request.path == "/favicon.ico":
         return Response(status=204)
     return Response(PAGE, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
