@@ -9,7 +9,7 @@
 - the device authorization grant with a polling client whose back channel goes through the proxy:
   ``device-clean`` (authorization_pending, the user approves in Chromium, tokens, userinfo),
   ``device-denied`` (the user clicks Abort: access_denied), ``device-expired`` (nobody approves
-  a 2-second device code: expired_token).
+  a 3-second device code: expired_token).
 
 Each scenario has a journey self-check that reads the saved flows (mitmproxy's FlowReader), and
 asserts the EXACT set of finding kinds of `authtrace check <flows.mitm> --json`; the clean twins

@@ -9,7 +9,7 @@
 //                   origin is allowed for CORS (oidc-provider's default for public clients)
 //   TLS_KEY, TLS_CERT, SIGNING_KEY   as for server.mjs
 //   DEVICE_CODE_TTL_SHORT  lifetime in seconds of device codes of client "device-short"
-//                   (default 2): the expiry scenario; "device-cli" codes live 10 minutes
+//                   (default 3): the expiry scenario; "device-cli" codes live 10 minutes
 //
 // Clients (all public: token_endpoint_auth_method "none", PKCE required):
 //   spa           authorization_code + refresh_token, redirect SPA_REDIRECT; refresh tokens
@@ -31,7 +31,7 @@ if (!port || !spaRedirect || !process.env.TLS_KEY || !process.env.TLS_CERT) {
   process.exit(2);
 }
 const issuer = `https://op.test:${port}`;
-const shortTTL = Number(process.env.DEVICE_CODE_TTL_SHORT || 2);
+const shortTTL = Number(process.env.DEVICE_CODE_TTL_SHORT || 3);
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const signingKey = (process.env.SIGNING_KEY
