@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import rig, scenarios
+from . import flows, rig, scenarios
 
 if TYPE_CHECKING:
     from mitmproxy import http
@@ -293,11 +293,13 @@ def device_expired(stack: Stack, context, extra: dict) -> dict:
     return device_flow(stack, context, extra, client_id="device-short", user=None)
 
 
-def provider_signin(context, rp_url: str, fault: str = "") -> dict:
+def provider_signin(context, rp_url: str, fault: str = "", replay: bool = False) -> dict:
     """client.test /login -> the provider's login form and consent page -> client.test /callback.
 
     Both providers' forms take ``username``/``password``; consent is django-oauth-toolkit's
-    "Authorize" input or the Authlib provider's "Allow" button.
+    "Authorize" input or the Authlib provider's "Allow" button. With replay, the callback is then
+    delivered again with the app's pre-callback cookies (the code-reuse recipe of flows.py), so the
+    app redeems the same code a second time.
     """
     page = context.new_page()
     page.goto(f"{rp_url}/login" + (f"?fault={fault}" if fault else ""))
@@ -305,22 +307,34 @@ def provider_signin(context, rp_url: str, fault: str = "") -> dict:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     consent = page.locator("input[name=allow], button[name=confirm][value=yes]")
+    consent.wait_for()
+    before_callback = flows.app_cookies(context, rp_url)
     with page.expect_response(lambda r: r.url.startswith(f"{rp_url}/callback")) as callback:
         consent.click()
     page.wait_for_load_state("load")
-    return {
+    seen = {
         "callback_url": callback.value.url,
         "status": callback.value.status,
         "title": page.text_content("#title") or "",
         "result": json.loads(page.text_content("#result") or "{}"),
     }
+    if replay:
+        flows.restore_app_cookies(context, rp_url, before_callback)
+        again = page.goto(callback.value.url)
+        seen["replay"] = {
+            "status": again.status if again else None,
+            "result": json.loads(page.text_content("#result") or "{}"),
+        }
+    return seen
 
 
-def provider_journey(name: str, fault: str = "") -> Callable[[Stack, Any, dict], dict]:
+def provider_journey(name: str, fault: str = "", replay: bool = False) -> Callable[[Stack, Any, dict], dict]:
     def journey(stack: Stack, context, extra: dict) -> dict:
-        return provider_signin(context, extra[name].rp_url, fault)
+        return provider_signin(context, extra[name].rp_url, fault, replay)
 
     journey.__doc__ = f"a sign-in at {name}" + (f" with the fault {fault!r}" if fault else "")
+    if replay:
+        journey.__doc__ += ", then its callback delivered again (code reuse)"
     return journey
 
 

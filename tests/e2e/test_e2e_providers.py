@@ -2,7 +2,8 @@
 
 - django-oauth-toolkit (PyPI; ``providers/dot_idp.py`` as dot.test): ``dot-clean`` and
   ``dot-redirect-uri`` (the app's token request carries a redirect_uri with a trailing slash; the
-  provider refuses it);
+  provider refuses it), ``dot-code-reuse`` (the callback delivered again with the app's
+  pre-callback cookies: the same code redeemed twice);
 - Authlib's authorization server (PyPI; ``providers/authlib_idp.py`` as authlib.test):
   ``authlib-clean`` and ``authlib-pkce`` (the token request carries another code_verifier; the
   provider refuses it).
@@ -41,6 +42,7 @@ from .scenarios import Outcome
 SCENARIOS: list[Round2] = [
     scenario("dot-clean", provider_journey("dot"), "dot"),
     scenario("dot-redirect-uri", provider_journey("dot", "redirect_uri"), "dot"),
+    scenario("dot-code-reuse", provider_journey("dot", replay=True), "dot"),
     scenario("authlib-clean", provider_journey("authlib"), "authlib"),
     scenario("authlib-pkce", provider_journey("authlib", "verifier"), "authlib"),
 ]
@@ -85,7 +87,7 @@ def outcomes(request, stack: Stack, chromium) -> dict[str, object]:
     return record_selected(stack, chromium, selected, extra, TIMINGS)
 
 
-cap_dot_clean, cap_dot_redirect_uri, cap_authlib_clean, cap_authlib_pkce = (
+cap_dot_clean, cap_dot_redirect_uri, cap_dot_code_reuse, cap_authlib_clean, cap_authlib_pkce = (
     outcome_fixture(r.scenario.name) for r in SCENARIOS
 )
 
@@ -181,6 +183,24 @@ def test_dot_redirect_uri_journey(cap_dot_redirect_uri):
 @CALLBACK_EXPLAINED
 def test_dot_redirect_uri_findings(cap_dot_redirect_uri):
     assert_kinds(cap_dot_redirect_uri, {"redirect_uri_mismatch", "idp_error"})
+
+
+def test_dot_code_reuse_journey(cap_dot_code_reuse):
+    """Self-check: the callback came twice with one code; the 2nd redemption was refused as invalid_grant."""
+    j = cap_dot_code_reuse.journey
+    assert j["status"] == 200 and j["result"]["signed_in"] is True, j["result"]
+    assert j["replay"]["status"] == 400 and j["replay"]["result"]["error"] == "invalid_grant", j["replay"]
+    ex = read_exchanges(cap_dot_code_reuse.capture.flows)
+    callbacks = [e for e in ex if e.host == "client.test" and e.path == "/callback"]
+    assert len(callbacks) == 2 and callbacks[0].query["code"] == callbacks[1].query["code"]
+    posts = token_posts(ex, "authorization_code")
+    assert len(posts) == 2 and posts[0].form["code"] == posts[1].form["code"] == callbacks[0].query["code"]
+    assert [outcome_of(p) for p in posts] == [(200, None), (400, "invalid_grant")]
+
+
+@LOGIN_ROUND_TRIP
+def test_dot_code_reuse_findings(cap_dot_code_reuse):
+    assert_kinds(cap_dot_code_reuse, {"reused_code", "duplicate_redirect", "idp_error"})
 
 
 # ------------------------------------------------------------------ Authlib's authorization server
