@@ -32,6 +32,12 @@ RP_DIR = HERE / "rp"
 ROUTING_ADDON = HERE / "routing.py"
 CHROMIUM = "/usr/bin/chromium"
 TEST_HOSTS = ("idp.test", "app.test", "api.test", "other.test")
+# issue 11: the public-client provider, the SPA, the second and third provider implementations and
+# their relying party (one certificate covers every name)
+ROUND2_HOSTS = ("op.test", "spa.test", "dot.test", "authlib.test", "client.test")
+SPA_DIR = HERE / "spa"
+PROVIDERS_DIR = HERE / "providers"
+CLIENTS_DIR = HERE / "clients"
 
 # --------------------------------------------------------------------------
 # THE proxy switch. "mitmdump" = bare mitmdump + routing addon (rig development);
@@ -108,7 +114,7 @@ class PKI:
     signing_key: Path  # PEM RSA key the IdP signs tokens with (RS256)
 
 
-def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS) -> PKI:
+def make_pki(directory: Path, hosts: tuple[str, ...] = TEST_HOSTS + ROUND2_HOSTS) -> PKI:
     """A throwaway CA, one leaf certificate for all test host names (EC P-256: fast), the IdP's RSA key."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
