@@ -56,19 +56,21 @@ class AuthTrace:
         loader.add_option("authtrace_db", str, db.DEFAULT_DB, "authtrace: database file or SQLAlchemy URL.")
         loader.add_option("authtrace_session", str, "", "authtrace: name of the capture session.")
         loader.add_option("authtrace_print", bool, True, "authtrace: print one line per auth hop.")
+        loader.add_option("authtrace_session_id", int, 0,
+                          "authtrace: record into this existing session (`authtrace record` makes it first).")
 
     def running(self) -> None:
         try:
             self.engine = db.open_db(ctx.options.authtrace_db)
             name = ctx.options.authtrace_session or f"live {clock.stamp(time.time())}"
-            self.session_id = db.new_session(self.engine, name, "live", "live")
+            self.session_id = ctx.options.authtrace_session_id or db.new_session(self.engine, name, "live", "live")
             self.context = CaptureContext(db.fingerprint_key(self.engine))
         except db.DatabaseError as e:
             print(f"authtrace: {e}", file=sys.stderr)
             ctx.master.shutdown()  # type: ignore[no-untyped-call]
             return
         self.writer = HopWriter(self.engine, self.session_id, on_stored=self._stored)
-        print(f"authtrace: recording session {self.session_id} into {ctx.options.authtrace_db}", flush=True)
+        print(f"authtrace: recording session {self.session_id} into {db.shown(ctx.options.authtrace_db)}", flush=True)
 
     def _stored(self, batch: list[Hop]) -> None:
         """Number the stored hops by time order so far (what `report` will say, unless an earlier

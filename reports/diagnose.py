@@ -24,11 +24,14 @@ class Analysis:
     flows: dict[int, int]  # hop number -> flow number
 
 
-def analyse(engine: Engine, session: CaptureSession, expect_audience: dict[str, str] | None = None) -> Analysis:
-    """Load, check and keep the findings (so `sessions` can count them without running the checks)."""
+def analyse(engine: Engine, session: CaptureSession, expect_audience: dict[str, str] | None = None,
+            keep: bool = True) -> Analysis:
+    """Load, check and keep the findings (so `sessions` can count them without running the checks);
+    `keep=False` writes nothing (the read-only viewer)."""
     assert session.id is not None
     hops = db.load_hops(engine, session.id)
     findings, failures = run_checks(hops, expect_audience)
-    db.replace_findings(engine, session.id, findings)
+    if keep:
+        db.replace_findings(engine, session.id, findings)
     return Analysis(session, hops, findings, failures, notes(hops),
                     verdict(findings, len(hops), session.flows_seen), flow_groups(hops))

@@ -69,3 +69,37 @@ def offset(seconds: float) -> str:
     if h < 48:
         return f"{sign}{int(h)} h {int(rem // 60):02d} min"
     return f"{sign}{int(h // 24)} d {int(h % 24)} h"
+
+
+# ---- times a person writes (`--since 7d`, `--older-than 30d`, `--until 2026-11-30`) ---------------
+
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """`30d`, `12h`, `90m`, `2w`, `45s` -> seconds; ValueError with one sentence otherwise."""
+    t = text.strip().lower()
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = t[len(num):] or "s"
+    try:
+        n = float(num)
+    except ValueError:
+        n = -1.0
+    if unit not in _UNITS or not n >= 0 or n > 1e6:
+        raise ValueError(f"{text!r} is no length of time: write it like 30d, 12h, 90m or 2w.")
+    return n * _UNITS[unit]
+
+
+def parse_when(text: str, now: float | None = None) -> float:
+    """A moment: an age before now (`7d`) or a UTC date or time (`2026-11-30`, `2026-11-30T12:00Z`)."""
+    from datetime import UTC, datetime
+
+    t = text.strip()
+    if t[:1].isdigit() and t.rstrip("abcdefghijklmnopqrstuvwxyz") != t and "-" not in t:
+        return (time.time() if now is None else now) - parse_age(t)
+    try:
+        d = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is no time: write an age like 7d or 12h, or a UTC date like 2026-11-30 "
+                         "or 2026-11-30T12:00Z.") from None
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()

@@ -1,8 +1,11 @@
 """Opening a store, and moving records in and out of it.
 
-SQLite by default (WAL, synchronous=NORMAL, file created 0600); any SQLAlchemy URL works. Bulk
-writes are Core inserts in batches: an ORM object and a commit per hop is ~40x slower (PERF.md).
-Records map to rows by their field names; nested records live in JSON columns.
+SQLite by default (WAL, synchronous=NORMAL, file created 0600); PostgreSQL for a store a team
+shares (`postgresql://user@host/db`, with the `authtrace[postgres]` extra); any SQLAlchemy URL. Opening
+brings the schema to this version (`migrate.py`). Bulk writes are Core inserts in batches: an ORM
+object and a commit per hop is ~40x slower (PERF.md). Records map to rows by their field names;
+nested records live in JSON columns; each batch of hops also adds to the search index (`search.py`).
+Many processes may write one store at once: each writes its own session.
 
 `load_hops` is the one place where a session's hops get their number: the position in time order.
 """
@@ -21,10 +24,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, event, func, insert, select, update
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, col, create_engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlmodel import col, create_engine
 
-from authtrace.store import models
+from authtrace.store import migrate, models, search
 from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, to_json
 
 DEFAULT_DB = "authtrace.db"
@@ -35,7 +39,23 @@ class DatabaseError(Exception):
 
 
 def url_for(db: str) -> str:
-    return db if "://" in db else "sqlite:///" + os.path.abspath(db)
+    """A file path or a URL -> the SQLAlchemy URL; PostgreSQL without a driver named gets psycopg 3."""
+    if "://" not in db:
+        return "sqlite:///" + os.path.abspath(db)
+    for plain in ("postgresql://", "postgres://"):
+        if db.startswith(plain):
+            return "postgresql+psycopg://" + db[len(plain):]
+    return db
+
+
+def shown(db: str) -> str:
+    """The store as a user may see it: a URL's password masked."""
+    if "://" not in db:
+        return db
+    try:
+        return make_url(db).render_as_string(hide_password=True)
+    except ArgumentError:
+        return db
 
 
 def _prepare_sqlite_file(path: str) -> None:
@@ -69,36 +89,88 @@ def _loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def open_db(db: str = DEFAULT_DB) -> Engine:
+def open_db(db: str = DEFAULT_DB, upgrade: bool = False, readonly: bool = False) -> Engine:
+    """An engine on the store, its schema at this version (created, or upgraded when that is safe;
+    `upgrade` also converts data, as `authtrace db upgrade` does). `readonly` makes every connection
+    read-only in the database itself (SQLite `query_only`, PostgreSQL read-only transactions) and
+    changes nothing, not even the schema. Every failure is a DatabaseError with one sentence."""
     url = url_for(db)
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        _prepare_sqlite_file(url[len("sqlite:///"):])
+    name = shown(db)
     sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {}, json_serializer=_dumps,
-                           json_deserializer=_loads)
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        path = url[len("sqlite:///"):]
+        if readonly and not os.path.exists(path):
+            raise DatabaseError(f"no store at {path}.")
+        if not readonly:
+            _prepare_sqlite_file(path)
+    args: dict[str, Any] = {"timeout": 30} if sqlite else {}
+    if readonly and url.startswith("postgresql"):
+        args["options"] = "-c default_transaction_read_only=on"
+    try:
+        engine = create_engine(url, connect_args=args, json_serializer=_dumps, json_deserializer=_loads,
+                               pool_pre_ping=not sqlite)
+    except ModuleNotFoundError as e:
+        if url.startswith("postgresql"):
+            raise DatabaseError(f"{name} is a PostgreSQL store, which needs the psycopg driver: "
+                                "pip install 'authtrace[postgres]'.") from e
+        raise DatabaseError(f"cannot open {name}: the driver {e.name} is not installed.") from e
+    except ArgumentError as e:
+        raise DatabaseError(f"{name} is neither a file path nor a database URL ({e}).") from e
     if sqlite:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            if readonly:
+                cur.execute("PRAGMA query_only=ON")
+            else:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
     try:
-        SQLModel.metadata.create_all(engine)
-    except Exception as e:
-        raise DatabaseError(f"cannot use {db} as an authtrace database: {str(e).splitlines()[0]}") from e
+        before, after = migrate.ensure(engine, name, upgrade=upgrade, readonly=readonly)
+    except migrate.SchemaError as e:
+        engine.dispose()
+        raise DatabaseError(str(e)) from None
+    except (SQLAlchemyError, OSError) as e:
+        engine.dispose()
+        raise DatabaseError(f"cannot use {name} as an authtrace store: {_first_line(e)}") from e
+    if before not in (after, migrate.EMPTY):
+        print(f"authtrace: upgraded {name} from schema {before} to {after}", file=sys.stderr)
     return engine
 
 
+def _first_line(e: BaseException) -> str:
+    msg = str(getattr(e, "orig", None) or e).strip()
+    return (msg.splitlines() or [type(e).__name__])[0][:300]
+
+
 def fingerprint_key(engine: Engine) -> bytes:
-    """The random HMAC key of this store, created on first use."""
-    with Session(engine) as s:
-        row = s.get(models.Meta, "fingerprint_key")
-        if row is None:
-            row = models.Meta(key="fingerprint_key", value=secrets.token_hex(32))
-            s.add(row)
-            s.commit()
-        return bytes.fromhex(row.value)
+    """The store's random HMAC key, created on first use. One per store, also when many processes
+    ask at once: each inserts its candidate and ignores a conflict, then all read the one that won."""
+    m = models.Meta
+    with engine.connect() as conn:
+        value = conn.execute(select(col(m.value)).where(col(m.key) == "fingerprint_key")).scalar_one_or_none()
+    if value is None:
+        with engine.begin() as conn:
+            _insert_ignoring_conflict(conn, {"key": "fingerprint_key", "value": secrets.token_hex(32)})
+        with engine.connect() as conn:
+            value = conn.execute(select(col(m.value)).where(col(m.key) == "fingerprint_key")).scalar_one()
+    return bytes.fromhex(value)
+
+
+def _insert_ignoring_conflict(conn: Connection, row: dict[str, Any]) -> None:
+    name = conn.dialect.name
+    if name in ("postgresql", "sqlite"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        ins = postgresql.insert if name == "postgresql" else sqlite.insert
+        conn.execute(ins(models.Meta).values(**row).on_conflict_do_nothing())
+        return
+    with conn.begin_nested():  # elsewhere: a savepoint, and the loser's unique violation undone
+        try:
+            conn.execute(insert(models.Meta).values(**row))
+        except SQLAlchemyError:
+            pass
 
 
 # ---- records <-> rows ---------------------------------------------------------------------------
@@ -148,6 +220,7 @@ def write_hops(engine: Engine, session_id: int, batch: list[Hop]) -> list[int]:
         tokens = [token_row(t, session_id, hid) for hid, h in zip(ids, batch, strict=True) for t in h.tokens]
         if tokens:
             conn.execute(insert(models.Token), tokens)
+        search.write_index(conn, session_id, batch)
         started = [h.started for h in batch]
         cs = models.CaptureSession
         first, last = conn.execute(select(col(cs.first_seen), col(cs.last_seen)).where(col(cs.id) == session_id)).one()
@@ -180,10 +253,21 @@ def _session(row: Any) -> CaptureSession:
     return s
 
 
-def sessions(engine: Engine) -> list[CaptureSession]:
+def sessions(engine: Engine, flt: search.SessionFilter | None = None, limit: int | None = None
+             ) -> list[CaptureSession]:
+    """The capture sessions that match the filter, oldest first; with `limit`, the newest `limit` of them."""
+    q = search.session_query(flt or search.SessionFilter())
+    if limit:
+        q = q.order_by(None).order_by(col(models.CaptureSession.id).desc()).limit(limit)
     with engine.connect() as conn:
-        rows = conn.execute(select(models.CaptureSession).order_by(col(models.CaptureSession.id)))
-        return [_session(r) for r in rows]
+        rows = [_session(r) for r in conn.execute(q)]
+    return sorted(rows, key=lambda s: s.id or 0)
+
+
+def count_sessions(engine: Engine, flt: search.SessionFilter | None = None) -> int:
+    q = search.session_query(flt or search.SessionFilter()).order_by(None).subquery()
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(q)).scalar_one())
 
 
 def load_session(engine: Engine, session_id: int | None = None) -> CaptureSession | None:
@@ -201,10 +285,15 @@ def load_session(engine: Engine, session_id: int | None = None) -> CaptureSessio
 def load_hops(engine: Engine, session_id: int) -> list[Hop]:
     """A session's hops in time order, each with its tokens and its number (1, 2, … in that order)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
-                            .order_by(col(models.Hop.started), col(models.Hop.id))).mappings().all()
-        toks = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
-                            .order_by(col(models.Token.id))).mappings().all()
+        return read_hops(conn, session_id)
+
+
+def read_hops(conn: Connection, session_id: int) -> list[Hop]:
+    """`load_hops` on an open connection (a migration's, inside its transaction)."""
+    rows = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
+                        .order_by(col(models.Hop.started), col(models.Hop.id))).mappings().all()
+    toks = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
+                        .order_by(col(models.Token.id))).mappings().all()
     by_hop: dict[int, list[Token]] = defaultdict(list)
     for t in toks:
         tok = from_json(Token, dict(t))
@@ -234,20 +323,42 @@ def replace_findings(engine: Engine, session_id: int, findings: list[Finding]) -
             conn.execute(insert(models.Finding), rows)
 
 
-def finding_counts(engine: Engine) -> dict[int, dict[str, int]]:
+def finding_counts(engine: Engine, session_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
     """session id -> {severity: count} from the stored findings (an SQL aggregate, no checks run)."""
-    return _counts(engine, col(models.Finding.session_id), col(models.Finding.severity))
-
-
-def role_counts(engine: Engine) -> dict[int, dict[str, int]]:
-    """session id -> {role: count}, an SQL aggregate."""
-    return _counts(engine, col(models.Hop.session_id), col(models.Hop.role))
-
-
-def _counts(engine: Engine, session_col: Any, value_col: Any) -> dict[int, dict[str, int]]:
+    f = models.Finding
+    q = select(col(f.session_id), col(f.severity), func.count()).group_by(col(f.session_id), col(f.severity))
+    if session_ids is not None:
+        q = q.where(col(f.session_id).in_(session_ids))
     out: dict[int, dict[str, int]] = defaultdict(dict)
     with engine.connect() as conn:
-        for sid, value, n in conn.execute(select(session_col, value_col, func.count()).group_by(session_col,
-                                                                                            value_col)):
+        for sid, value, n in conn.execute(q):
             out[sid][value] = n
     return dict(out)
+
+
+def role_counts(engine: Engine, session_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
+    """session id -> {role: hops}, counted as the hops were written (the `role` facet)."""
+    return search.facet_counts(engine, "role", session_ids)
+
+
+# ---- retention ----------------------------------------------------------------------------------
+
+def sessions_before(engine: Engine, before: float) -> list[CaptureSession]:
+    """Sessions whose last hop (or, without hops, their creation) is older than `before` (epoch s)."""
+    cs = models.CaptureSession
+    q = (select(cs).where(func.coalesce(col(cs.last_seen), col(cs.created)) < before).order_by(col(cs.id)))
+    with engine.connect() as conn:
+        return [_session(r) for r in conn.execute(q)]
+
+
+def delete_sessions(engine: Engine, session_ids: list[int]) -> dict[str, int]:
+    """Delete sessions with everything kept for them, in one transaction; rows removed per table."""
+    if not session_ids:
+        return {}
+    removed = {}
+    with engine.begin() as conn:
+        for table in (models.Sighting, models.Facet, models.Finding, models.Token, models.Hop,
+                      models.CaptureSession):
+            key = col(table.id) if table is models.CaptureSession else col(table.session_id)  # type: ignore[attr-defined]
+            removed[table.__tablename__] = conn.execute(delete(table).where(key.in_(session_ids))).rowcount
+    return removed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -18,7 +18,9 @@ def _json() -> Any:
 
 
 class Meta(SQLModel, table=True):
-    """Per-store settings: the fingerprint key (so the store stays its owners' own), the schema version."""
+    """Per-store settings: the fingerprint key (one per store, so the same code or token seen in two
+    captures has the same fingerprint, and the store stays its owners' own). The schema version is
+    Alembic's `alembic_version` table (`migrate.py`)."""
 
     key: str = Field(primary_key=True)
     value: str
@@ -38,8 +40,11 @@ class CaptureSession(SQLModel, table=True):
 
 
 class Hop(SQLModel, table=True):
+    # a session's hops in time order (load_hops, hop numbers) from one index
+    __table_args__ = (Index("ix_hop_session_started", "session_id", "started"),)
+
     id: int | None = Field(default=None, primary_key=True)
-    session_id: int = Field(foreign_key="capturesession.id", index=True)
+    session_id: int = Field(foreign_key="capturesession.id")
     started: float
     duration_ms: float | None = None
     role: str = Field(index=True)
@@ -95,3 +100,30 @@ class Finding(SQLModel, table=True):
     next_step: str
     evidence: Any = _json()  # hop ids
     details: Any = _json()
+
+
+class Sighting(SQLModel, table=True):
+    """Where a fingerprint (code, token, cookie, state, ...) was seen: one row per fingerprint per hop,
+    written with the hop, so `find` is one index lookup instead of a search through JSON columns.
+    `digest` is the HMAC part of `label#digest`: the same value under another label (`jwt#…` in an
+    error text, `access_token#…` in an answer) is the same secret."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(index=True)
+    fingerprint: str  # as printed: label#digest
+    session_id: int = Field(foreign_key="capturesession.id", index=True)
+    hop_id: int = Field(foreign_key="hop.id")
+    place: str  # where in the hop: "code", "query.code", "request.authorization", "cookie.SID", ...
+
+
+class Facet(SQLModel, table=True):
+    """What a session's hops name (role, host, client_id, tenant, error), each with its number of
+    hops, counted as the hops are written: `sessions` filters and counts from this small table
+    instead of reading a million hops."""
+
+    __table_args__ = (Index("ix_facet_name_value", "name", "value"),)
+
+    session_id: int = Field(foreign_key="capturesession.id", primary_key=True)
+    name: str = Field(primary_key=True)
+    value: str = Field(primary_key=True)
+    hops: int = 0
