@@ -109,11 +109,11 @@ def open_db(db: str = DEFAULT_DB, upgrade: bool = False, readonly: bool = False)
     try:
         engine = create_engine(url, connect_args=args, json_serializer=_dumps, json_deserializer=_loads,
                                pool_pre_ping=not sqlite)
-    except ModuleNotFoundError as e:
+    except ImportError as e:
         if url.startswith("postgresql"):
             raise DatabaseError(f"{name} is a PostgreSQL store, which needs the psycopg driver: "
                                 "pip install 'authtrace[postgres]'.") from e
-        raise DatabaseError(f"cannot open {name}: the driver {e.name} is not installed.") from e
+        raise DatabaseError(f"cannot open {name}: its database driver is not installed ({e}).") from e
     except ArgumentError as e:
         raise DatabaseError(f"{name} is neither a file path nor a database URL ({e}).") from e
     if sqlite:

@@ -1,4 +1,5 @@
-"""Import: HAR and .mitm through the same flow -> hops path; damaged input keeps what came before."""
+"""Import: HAR and .mitm through the same flow -> hops path; damaged input keeps what came before.
+The store tests run on SQLite and PostgreSQL (the `store` fixture)."""
 import json
 import os
 import stat
@@ -30,7 +31,8 @@ def comparable(engine, sid):
     return [{k: getattr(h, k) for k in keep} for h in db.load_hops(engine, sid)]
 
 
-def test_har_and_mitm_give_the_same_hops(tmp_path, engine):
+def test_har_and_mitm_give_the_same_hops(tmp_path, store):
+    engine = store
     flows = signin_flows()
     (tmp_path / "s.har").write_bytes(orjson.dumps(to_har(flows)))
     write_mitm(tmp_path / "s.mitm", flows)
@@ -42,7 +44,8 @@ def test_har_and_mitm_give_the_same_hops(tmp_path, engine):
     assert ha == hb
 
 
-def test_chrome_style_har_complete_signin(tmp_path, engine):
+def test_chrome_style_har_complete_signin(tmp_path, store):
+    engine = store
     secrets = {}
     (tmp_path / "chrome.har").write_text(json.dumps(chrome_har(signin_flows(secrets=secrets))))
     res = import_file(engine, str(tmp_path / "chrome.har"))
@@ -94,7 +97,8 @@ def test_directory_is_refused(tmp_path, engine):
         import_file(engine, str(tmp_path))
 
 
-def test_truncated_har_keeps_hops_before_the_damage(tmp_path, engine):
+def test_truncated_har_keeps_hops_before_the_damage(tmp_path, store):
+    engine = store
     data = json.dumps(to_har(signin_flows()), indent=1).encode()
     cut = data.index(b"discovery/v2.0/keys")  # cut inside the JWKS entry
     (tmp_path / "t.har").write_bytes(data[:cut])
@@ -103,7 +107,8 @@ def test_truncated_har_keeps_hops_before_the_damage(tmp_path, engine):
     assert [h.role for h in db.load_hops(engine, res.session_id)] == ["authorize", "login", "callback", "token"]
 
 
-def test_corrupt_mitm_tail_keeps_flows(tmp_path, engine):
+def test_corrupt_mitm_tail_keeps_flows(tmp_path, store):
+    engine = store
     p = tmp_path / "c.mitm"
     write_mitm(p, signin_flows())
     data = p.read_bytes()
@@ -113,9 +118,9 @@ def test_corrupt_mitm_tail_keeps_flows(tmp_path, engine):
     assert len(db.load_hops(engine, res.session_id)) >= 4
 
 
-def test_cli_import_and_sessions(tmp_path):
+def test_cli_import_and_sessions(tmp_path, store_url):
     (tmp_path / "s.har").write_text(json.dumps(to_har(signin_flows())))
-    dbp = str(tmp_path / "cli.db")
+    dbp = store_url
     out = subprocess.run(CLI + ["import", str(tmp_path / "s.har"), "--db", dbp], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "6 auth hops" in out.stdout and "session 1" in out.stdout
