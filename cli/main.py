@@ -42,11 +42,11 @@ def _progress_bar(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
-def _open(db_path: str) -> Engine:
+def _open(db_path: str, upgrade: bool = False, readonly: bool = False) -> Engine:
     from authtrace.store import db
 
     try:
-        return db.open_db(db_path)
+        return db.open_db(db_path, upgrade=upgrade, readonly=readonly)
     except db.DatabaseError as e:
         _say(str(e))
         raise SystemExit(EXIT_BAD_INPUT) from None
@@ -254,12 +254,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from authtrace.store import db, migrate
 
-    try:
-        engine = db.open_db(args.db, upgrade=True)
-    except db.DatabaseError as e:
-        _say(str(e))
-        return EXIT_BAD_INPUT
-    engine.dispose()
+    _open(args.db, upgrade=True).dispose()
     print(f"{db.shown(args.db)}: at schema {migrate.head()}")
     return 0
 
@@ -268,11 +263,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authtrace import serve
     from authtrace.store import db
 
-    try:
-        engine = db.open_db(args.db, readonly=True)
-    except db.DatabaseError as e:
-        _say(str(e))
-        return EXIT_BAD_INPUT
+    engine = _open(args.db, readonly=True)
     try:
         return serve.run(engine, db.shown(args.db), args.host, args.port, redact_pii=args.redact_pii)
     except serve.ServeError as e:

@@ -92,9 +92,10 @@ class Upstream(ThreadingHTTPServer):
 class Recorder:
     """`authtrace record` as a user runs it, in its own process group."""
 
-    def __init__(self, tmp: Path, db: Path | None = None, *extra: str):
+    def __init__(self, tmp: Path, db: Path | str | None = None, *extra: str):
         self.tmp = Path(tmp)
-        self.db = Path(db or self.tmp / "live.db")
+        # a file path, or a database URL kept as it is (a Path would fold its "//")
+        self.db: Path | str = db if isinstance(db, str) and "://" in db else Path(db or self.tmp / "live.db")
         self.port = free_port()
         self.log = self.tmp / f"record-{self.port}.out"
         self.extra = extra
