@@ -176,6 +176,8 @@ def _insert_ignoring_conflict(conn: Connection, row: dict[str, Any]) -> None:
 # ---- records <-> rows ---------------------------------------------------------------------------
 
 def _column(v: Any) -> Any:
+    if v is None or type(v) in _SCALARS:  # most fields: first, and without the dataclass machinery
+        return v
     if isinstance(v, enum.Enum):
         return v.value
     if dataclasses.is_dataclass(v) or isinstance(v, (tuple, dict)):
@@ -183,6 +185,7 @@ def _column(v: Any) -> Any:
     return v
 
 
+_SCALARS = frozenset({str, int, float, bool})
 _HOP_FIELDS = tuple(f.name for f in dataclasses.fields(Hop) if f.name not in ("tokens", "id", "number"))
 _TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(Token) if f.init)
 
@@ -355,10 +358,13 @@ def delete_sessions(engine: Engine, session_ids: list[int]) -> dict[str, int]:
     """Delete sessions with everything kept for them, in one transaction; rows removed per table."""
     if not session_ids:
         return {}
+    m = models
+    children: list[tuple[str, Any]] = [("sighting", m.Sighting.session_id), ("facet", m.Facet.session_id),
+                                       ("finding", m.Finding.session_id), ("token", m.Token.session_id),
+                                       ("hop", m.Hop.session_id), ("capturesession", m.CaptureSession.id)]
     removed = {}
     with engine.begin() as conn:
-        for table in (models.Sighting, models.Facet, models.Finding, models.Token, models.Hop,
-                      models.CaptureSession):
-            key = col(table.id) if table is models.CaptureSession else col(table.session_id)  # type: ignore[attr-defined]
-            removed[table.__tablename__] = conn.execute(delete(table).where(key.in_(session_ids))).rowcount
+        for name, key in children:  # children first: PostgreSQL holds the foreign keys
+            table = key.class_.__table__
+            removed[name] = conn.execute(delete(table).where(col(key).in_(session_ids))).rowcount
     return removed

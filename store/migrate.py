@@ -18,18 +18,17 @@ revisions applied to an old store give exactly the tables `models.py` defines, o
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from authtrace.store import models  # noqa: F401 - the tables, registered on SQLModel.metadata
+from authtrace.store.migrations import HEAD
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 EMPTY = "empty"  # no authtrace table at all
 BASE = "base"  # round 1's schema, before versions
@@ -42,23 +41,26 @@ class SchemaError(Exception):
 
 
 def _script() -> ScriptDirectory:
+    """Alembic's view of the revisions. Imported only when a store is not at HEAD: the usual open
+    reads one row and leaves Alembic (a third of a second of start-up) unimported."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations"))
     return ScriptDirectory.from_config(cfg)
 
 
 def head() -> str:
-    h = _script().get_current_head()
-    assert h is not None
-    return h
+    return HEAD
 
 
 def state(conn: Connection) -> str:
     """The store's revision, EMPTY, or BASE (round 1, no version)."""
     tables = set(inspect(conn).get_table_names())
     if "alembic_version" in tables:
-        rev = MigrationContext.configure(conn).get_current_revision()
-        return rev or EMPTY
+        revs = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        return revs[0] if len(revs) == 1 else EMPTY
     if "hop" not in tables:
         return EMPTY
     cols = {c["name"] for c in inspect(conn).get_columns("hop")}
@@ -85,13 +87,14 @@ def ensure(engine: Engine, name: str, upgrade: bool = False, readonly: bool = Fa
     """Bring the store to the head revision, or raise SchemaError. Returns (revision before, after);
     `name` is how the user wrote the store, for the sentences. `upgrade` also runs the revisions that
     rewrite data; `readonly` changes nothing and refuses a store that is not at head."""
-    script = _script()
-    target = script.get_current_head()
-    assert target is not None
+    target = HEAD
     with engine.connect() as conn:  # the usual case: already at head, no lock taken
         now = state(conn)
     if now == target:
         return now, now
+    from alembic.runtime.migration import MigrationContext
+
+    script = _script()
     if readonly:
         if now == EMPTY:
             raise SchemaError(f"{name} holds no authtrace store yet: import or record a capture into it first.")
@@ -117,6 +120,8 @@ def ensure(engine: Engine, name: str, upgrade: bool = False, readonly: bool = Fa
 
 
 def _checked(script: ScriptDirectory, name: str, now: str) -> list[Any]:
+    from alembic.script.revision import RevisionError
+
     try:
         return pending(script, now)
     except RevisionError as e:  # an unknown revision: a newer authtrace made the store
@@ -133,6 +138,10 @@ def _refusal(name: str, now: str, target: str, script: ScriptDirectory) -> Schem
 
 def _run(script: ScriptDirectory, conn: Connection, now: str, target: str) -> None:
     """Run the revisions after `now` up to `target` on `conn`, inside its transaction."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import MigrationContext
+
     if now != BASE and "alembic_version" not in inspect(conn).get_table_names():
         MigrationContext.configure(conn).stamp(script, now)  # round 2's store: versioned from here on
 

@@ -32,6 +32,7 @@ DIGEST_RE = re.compile(r"[0-9a-f]{10}")
 FACETS = ("role", "host", "client_id", "tenant", "error")
 _MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
 _MAX_VALUE = 200
+_MANY = 16  # hops of one session found: number them from one ordered read of its ids
 
 
 # ---- what a hop adds to the index ---------------------------------------------------------------
@@ -228,11 +229,22 @@ def find(engine: Engine, digest: str, limit: int = 1000) -> list[Seen]:
 
 def _numbers(conn: Connection, hops: list[tuple[int, int, float]]) -> dict[int, int]:
     """The number `load_hops` gives each hop (its position in its session by start time, then id),
-    counted with the (session_id, started) index instead of loading the session."""
+    from the (session_id, started) index instead of loading the sessions: a count per hop, or, for a
+    session with many of the hops (a token used on every API call), its hop ids in order, once."""
     h = models.Hop
-    out = {}
+    per_session: dict[int, list[tuple[int, float]]] = {}
     for sid, hid, started in hops:
-        out[hid] = conn.execute(select(func.count()).select_from(h).where(
-            col(h.session_id) == sid,
-            or_(col(h.started) < started, and_(col(h.started) == started, col(h.id) <= hid)))).scalar_one()
+        per_session.setdefault(sid, []).append((hid, started))
+    out: dict[int, int] = {}
+    for sid, items in per_session.items():
+        if len(items) > _MANY:
+            order = conn.execute(select(col(h.id)).where(col(h.session_id) == sid)
+                                 .order_by(col(h.started), col(h.id))).scalars()
+            wanted = {hid for hid, _ in items}
+            out.update((hid, n) for n, hid in enumerate(order, 1) if hid in wanted)
+            continue
+        for hid, started in items:
+            out[hid] = conn.execute(select(func.count()).select_from(h).where(
+                col(h.session_id) == sid,
+                or_(col(h.started) < started, and_(col(h.started) == started, col(h.id) <= hid)))).scalar_one()
     return out

@@ -110,7 +110,7 @@ def test_four_importers_and_two_recorders_into_one_new_store(tmp_path, store_url
                 assert r.stop() == 0, r.output()
             outputs = {"one": r1.output(), "two": r2.output()}
 
-    for out, err, rc in results:
+    for _out, err, rc in results:
         assert rc == 0, err
     engine = db.open_db(store_url)
     sessions = db.sessions(engine)
@@ -142,7 +142,7 @@ def test_four_importers_and_two_recorders_into_one_new_store(tmp_path, store_url
     assert len(shared_fp) == 1
     found = {x.session_id for x in search.find(engine, search.digest_of(shared_fp.pop()))}
     assert found == {imported["capture-0.har"].id, imported["capture-7.har"].id}
-    for tag, out in outputs.items():
+    for out in outputs.values():
         assert "FINDING ERROR   reused_code" in out, out
         assert out.count("FINDING ERROR   reused_code") == 1
     engine.dispose()

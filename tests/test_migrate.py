@@ -29,21 +29,21 @@ def old_metadata(round_: int) -> sa.MetaData:
     """The tables as round 1 (git b3377e5, store/models.py) or round 2 (records, before issue 14)
     created them with SQLModel: frozen here, as a migration test must keep them."""
     md = sa.MetaData()
-    S, F, I, B, J = AutoString, sa.Float, sa.Integer, sa.Boolean, sa.JSON
+    S, F, N, B, J = AutoString, sa.Float, sa.Integer, sa.Boolean, sa.JSON
     sa.Table("meta", md, sa.Column("key", S, primary_key=True), sa.Column("value", S, nullable=False))
-    sa.Table("capturesession", md, sa.Column("id", I, primary_key=True), sa.Column("name", S, nullable=False),
+    sa.Table("capturesession", md, sa.Column("id", N, primary_key=True), sa.Column("name", S, nullable=False),
              sa.Column("source", S, nullable=False), sa.Column("kind", S, nullable=False),
              sa.Column("created", F, nullable=False), sa.Column("first_seen", F), sa.Column("last_seen", F),
-             sa.Column("flows_seen", I, nullable=False), sa.Column("hops", I, nullable=False),
+             sa.Column("flows_seen", N, nullable=False), sa.Column("hops", N, nullable=False),
              sa.Column("problem", S))
-    common = [sa.Column("id", I, primary_key=True),
-              sa.Column("session_id", I, sa.ForeignKey("capturesession.id"), nullable=False, index=True)]
+    common = [sa.Column("id", N, primary_key=True),
+              sa.Column("session_id", N, sa.ForeignKey("capturesession.id"), nullable=False, index=True)]
     if round_ == 1:
-        common.append(sa.Column("seq", I, nullable=False))
+        common.append(sa.Column("seq", N, nullable=False))
     common += [sa.Column("started", F, nullable=False), sa.Column("duration_ms", F),
                sa.Column("role", S, nullable=False, index=True), sa.Column("method", S, nullable=False),
                sa.Column("url", S, nullable=False), sa.Column("host", S, nullable=False),
-               sa.Column("path", S, nullable=False), sa.Column("status", I), sa.Column("is_error", B, nullable=False),
+               sa.Column("path", S, nullable=False), sa.Column("status", N), sa.Column("is_error", B, nullable=False),
                sa.Column("actor", S, nullable=False), sa.Column("user_agent", S),
                sa.Column("code_fp", S, index=True), sa.Column("state", S), sa.Column("nonce", S),
                sa.Column("client_id", S)]
@@ -58,14 +58,14 @@ def old_metadata(round_: int) -> sa.MetaData:
                                              "cookies_set")]
         common += [sa.Column("body_excerpt", S)]
     sa.Table("hop", md, *common)
-    sa.Table("token", md, sa.Column("id", I, primary_key=True),
-             sa.Column("session_id", I, sa.ForeignKey("capturesession.id"), nullable=False, index=True),
-             sa.Column("hop_id", I, sa.ForeignKey("hop.id"), nullable=False, index=True),
+    sa.Table("token", md, sa.Column("id", N, primary_key=True),
+             sa.Column("session_id", N, sa.ForeignKey("capturesession.id"), nullable=False, index=True),
+             sa.Column("hop_id", N, sa.ForeignKey("hop.id"), nullable=False, index=True),
              sa.Column("where", S, nullable=False), sa.Column("kind", S, nullable=False),
              sa.Column("fingerprint", S, nullable=False, index=True), sa.Column("format", S, nullable=False),
              sa.Column("header", J), sa.Column("claims", J), sa.Column("signature", S, nullable=False))
-    sa.Table("finding", md, sa.Column("id", I, primary_key=True),
-             sa.Column("session_id", I, sa.ForeignKey("capturesession.id"), nullable=False, index=True),
+    sa.Table("finding", md, sa.Column("id", N, primary_key=True),
+             sa.Column("session_id", N, sa.ForeignKey("capturesession.id"), nullable=False, index=True),
              sa.Column("kind", S, nullable=False, index=(round_ == 2)), sa.Column("severity", S, nullable=False),
              sa.Column("title", S, nullable=False), sa.Column("explanation", S, nullable=False),
              sa.Column("causes", J), sa.Column("next_step", S, nullable=False), sa.Column("evidence", J),
@@ -271,3 +271,8 @@ def test_many_openers_of_a_new_store_create_it_once(store_url):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(models.Meta)).scalar_one() == 1
     engine.dispose()
+
+
+def test_head_constant_is_alembics_head():
+    """`migrate` reads the store's version without importing Alembic; its HEAD must be the revisions' head."""
+    assert migrate._script().get_current_head() == migrate.head()
