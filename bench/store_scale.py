@@ -272,6 +272,7 @@ def main() -> int:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--pg-url", help="an existing, empty PostgreSQL database instead of a temporary server")
     ap.add_argument("--keep", action="store_true", help="keep the SQLite store and print where it is")
+    ap.add_argument("--skip-import", action="store_true", help="leave out the import-rate runs")
     args = ap.parse_args()
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_before": os.getloadavg()},
                                "sessions": args.sessions, "hops_per_session": args.hops}
@@ -296,8 +297,9 @@ def main() -> int:
             r["cli: authtrace sessions (wall, start-up included)"] = {"ms": cli_ms(url, "sessions")}
             r["cli: authtrace find CODE (wall, start-up included)"] = {
                 "ms": cli_ms(url, "find", fp("code", 1, 0))}
-            log(f"{backend}: import rate")
-            r["import"] = import_rate(url, tmp)
+            if not args.skip_import:
+                log(f"{backend}: import rate")
+                r["import"] = import_rate(url, tmp)
             results[backend] = r
             if pg is not None:
                 pg.stop()

@@ -346,6 +346,8 @@ def role_counts(engine: Engine, session_ids: list[int] | None = None) -> dict[in
 
 # ---- retention ----------------------------------------------------------------------------------
 
+_DELETE_CHUNK = 10
+
 def sessions_before(engine: Engine, before: float) -> list[CaptureSession]:
     """Sessions whose last hop (or, without hops, their creation) is older than `before` (epoch s)."""
     cs = models.CaptureSession
@@ -355,16 +357,18 @@ def sessions_before(engine: Engine, before: float) -> list[CaptureSession]:
 
 
 def delete_sessions(engine: Engine, session_ids: list[int]) -> dict[str, int]:
-    """Delete sessions with everything kept for them, in one transaction; rows removed per table."""
-    if not session_ids:
-        return {}
+    """Delete sessions with everything kept for them; rows removed per table. A few sessions per
+    transaction: each goes whole or not at all, and a long prune never holds a SQLite store's write
+    lock for so long that a recorder or importer writing meanwhile gives up."""
     m = models
     children: list[tuple[str, Any]] = [("sighting", m.Sighting.session_id), ("facet", m.Facet.session_id),
                                        ("finding", m.Finding.session_id), ("token", m.Token.session_id),
                                        ("hop", m.Hop.session_id), ("capturesession", m.CaptureSession.id)]
-    removed = {}
-    with engine.begin() as conn:
-        for name, key in children:  # children first: PostgreSQL holds the foreign keys
-            table = key.class_.__table__
-            removed[name] = conn.execute(delete(table).where(col(key).in_(session_ids))).rowcount
+    removed = dict.fromkeys((name for name, _ in children), 0)
+    for k in range(0, len(session_ids), _DELETE_CHUNK):
+        chunk = session_ids[k:k + _DELETE_CHUNK]
+        with engine.begin() as conn:
+            for name, key in children:  # children first: PostgreSQL holds the foreign keys
+                table = key.class_.__table__
+                removed[name] += conn.execute(delete(table).where(col(key).in_(chunk))).rowcount
     return removed

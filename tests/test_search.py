@@ -206,3 +206,15 @@ def test_find_numbers_hops_as_reports_do_when_many_hops_of_a_session_match(store
         assert len(seen) == (3 if few else 20)
         assert [x.number for x in seen] == sorted(numbers[x.hop_id] for x in seen)
         assert all(x.number == numbers[x.hop_id] for x in seen)
+
+
+def test_delete_many_sessions_counts_every_row(store):
+    """Deleted a few sessions per transaction; the totals still count every row removed."""
+    api = signin_flows(time.time() - 600)[-1]
+    made = [_store(store, f"s{i}", [api])[0] for i in range(25)]
+    keep = made.pop(3)
+    removed = db.delete_sessions(store, made)
+    assert removed["capturesession"] == 24 and removed["hop"] == 24 and removed["token"] == 24
+    assert removed["facet"] >= 24 * 2 and removed["sighting"] >= 24
+    assert [s.id for s in db.sessions(store)] == [keep]
+    assert db.delete_sessions(store, []) == dict.fromkeys(removed, 0)
