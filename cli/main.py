@@ -200,7 +200,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_removed(removed: dict[str, int]) -> str:
+def _removed_text(removed: dict[str, int]) -> str:
     return (f"{removed.get('hop', 0)} hops, {removed.get('token', 0)} tokens, {removed.get('finding', 0)} findings"
             f" removed")
 
@@ -231,7 +231,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"would delete {len(old)} session(s) older than {args.older_than} (--dry-run: nothing deleted)")
         return 0
     removed = db.delete_sessions(engine, [s.id for s in old if s.id is not None])
-    print(f"deleted {len(old)} session(s) older than {args.older_than}: {_say_removed(removed)}")
+    print(f"deleted {len(old)} session(s) older than {args.older_than}: {_removed_text(removed)}")
     return 0
 
 
@@ -247,7 +247,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     for s in found.values():
         print(_session_line(s))
     removed = db.delete_sessions(engine, list(found))
-    print(f"deleted {len(found)} session(s): {_say_removed(removed)}")
+    print(f"deleted {len(found)} session(s): {_removed_text(removed)}")
     return 0
 
 

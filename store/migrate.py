@@ -131,9 +131,9 @@ def _checked(script: ScriptDirectory, name: str, now: str) -> list[Any]:
 
 def _refusal(name: str, now: str, target: str, script: ScriptDirectory) -> SchemaError:
     _checked(script, name, now)  # a newer store gets that sentence instead
-    was = "round 1 (no version)" if now == BASE else now
-    return SchemaError(f"{name} has an older authtrace schema ({was}, this version needs {target}) that must be "
-                       f"converted: back it up, then run `authtrace db upgrade --db {name}`.")
+    was = "round 1's, without a version" if now == BASE else now
+    return SchemaError(f"{name} has an older authtrace schema ({was}) that this version ({target}) must convert: "
+                       f"back it up, then run `authtrace db upgrade --db {name}`.")
 
 
 def _run(script: ScriptDirectory, conn: Connection, now: str, target: str) -> None:

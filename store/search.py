@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
@@ -107,11 +107,6 @@ def write_index(conn: Connection, session_id: int, hops: Iterable[Hop]) -> None:
         if (n, v) in have:
             conn.execute(update(f).where(col(f.session_id) == session_id, col(f.name) == n, col(f.value) == v)
                          .values(hops=have[(n, v)] + k))
-
-
-def drop_index(conn: Connection, session_ids: list[int]) -> None:
-    conn.execute(delete(models.Sighting).where(col(models.Sighting.session_id).in_(session_ids)))
-    conn.execute(delete(models.Facet).where(col(models.Facet.session_id).in_(session_ids)))
 
 
 # ---- filtering sessions -----------------------------------------------------------------------
