@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
@@ -138,18 +138,20 @@ def _facet_match(name: str, value: str) -> Any:
     f, cs = models.Facet, models.CaptureSession
     match = (col(f.value).ilike(_like(value), escape="\\") if "*" in value
              else func.lower(col(f.value)) == value.lower())
-    return exists().where(col(f.session_id) == col(cs.id), col(f.name) == name, match)
+    return col(cs.id).in_(select(col(f.session_id)).where(col(f.name) == name, match))
 
 
 def session_query(flt: SessionFilter) -> Select[Any]:
-    """The capture sessions that match, oldest first."""
+    """The capture sessions that match, oldest first. Each condition is `id IN (subquery)`: one
+    index read per condition (a correlated EXISTS let SQLite probe the finding-kind index once per
+    session: 200 ms at 1,000 sessions instead of a few)."""
     cs, fi, fa = models.CaptureSession, models.Finding, models.Facet
     q = select(cs)
     for name, value in (("host", flt.host), ("client_id", flt.client_id), ("tenant", flt.tenant)):
         if value:
             q = q.where(_facet_match(name, value))
     if flt.finding:
-        q = q.where(exists().where(col(fi.session_id) == col(cs.id), col(fi.kind) == flt.finding))
+        q = q.where(col(cs.id).in_(select(col(fi.session_id)).where(col(fi.kind) == flt.finding)))
     when = func.coalesce(col(cs.first_seen), col(cs.created))
     if flt.since is not None:
         q = q.where(when >= flt.since)
@@ -160,9 +162,9 @@ def session_query(flt: SessionFilter) -> Select[Any]:
         q = q.where(or_(
             col(cs.name).ilike(pat, escape="\\"), col(cs.source).ilike(pat, escape="\\"),
             col(cs.problem).ilike(pat, escape="\\"),
-            exists().where(col(fa.session_id) == col(cs.id), col(fa.value).ilike(pat, escape="\\")),
-            exists().where(col(fi.session_id) == col(cs.id),
-                           or_(col(fi.kind).ilike(pat, escape="\\"), col(fi.title).ilike(pat, escape="\\")))))
+            col(cs.id).in_(select(col(fa.session_id)).where(col(fa.value).ilike(pat, escape="\\"))),
+            col(cs.id).in_(select(col(fi.session_id)).where(
+                or_(col(fi.kind).ilike(pat, escape="\\"), col(fi.title).ilike(pat, escape="\\"))))))
     return q.order_by(col(cs.id))
 
 
