@@ -384,12 +384,11 @@ def report(tmp: str, cache: str, quick: bool) -> dict:
 RENDER_ONLY = r"""
 import json, sys, time
 from authtrace.store import db
-from authtrace.reports.diagnose import Analysis
-from authtrace.reports.flows import flow_groups
+from authtrace.reports.diagnose import assemble
 from authtrace.reports.html import render_html
 engine = db.open_db(sys.argv[1]); s = db.load_session(engine)
 hops = db.load_hops(engine, s.id)
-t = time.perf_counter(); html = render_html(Analysis(s, hops, [], [], [], ("ok", "-"), flow_groups(hops)))
+t = time.perf_counter(); html = render_html(assemble(s, hops, []))
 print(json.dumps({"hops": len(hops), "render_s": round(time.perf_counter() - t, 3), "html_mb": round(len(html.encode()) / 1e6, 2)}))
 """
 
