@@ -7,8 +7,6 @@ Writes go to a background thread (HopWriter), so the proxy's event loop never wa
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 
 from mitmproxy import ctx, http
@@ -17,7 +15,7 @@ from authtrace.addons.hops import Context, flow_to_hops
 from authtrace.addons.launch import Launcher
 from authtrace.store import db
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("authtrace.capture")  # not __name__: `-s` loads this file as `capture`
 
 
 def hop_line(hop: dict) -> str:
@@ -59,16 +57,16 @@ class AuthTrace:
             self.session_id = db.new_session(self.engine, name, "live", "live")
             self.context = Context(db.fingerprint_key(self.engine))
         except db.DatabaseError as e:
-            print(f"authtrace: {e}", file=sys.stderr)
+            log.error("authtrace: %s", e)
             ctx.master.shutdown()
             return
         self.writer = db.HopWriter(self.engine, self.session_id, on_stored=self._stored)
-        print(f"authtrace: recording session {self.session_id} into {ctx.options.authtrace_db}", flush=True)
+        log.info("authtrace: recording session %s into %s", self.session_id, ctx.options.authtrace_db)
 
     def _stored(self, batch: list[db.NewHop], ids: list[int]) -> None:
         if ctx.options.authtrace_print:
             for h, hid in zip(batch, ids):
-                print(f"#{hid:<5}" + hop_line(h.hop), flush=True)
+                log.info("#%-5d%s", hid, hop_line(h.hop))
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         self.open[flow.id] = flow

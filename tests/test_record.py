@@ -139,11 +139,12 @@ def test_record_app_runs_with_proxy_env_and_stops_when_it_exits(tmp_path):
            f"{base}/token; echo \"ca=$REQUESTS_CA_BUNDLE\"")
     try:
         out = subprocess.run([sys.executable, "-m", "authtrace", "record", "--db", dbp, "--listen-port",
-                              str(free_port()), "--app", app, "--", "--set", f"confdir={tmp_path / 'conf'}"],
+                              "0", "--app", app, "--", "--set", f"confdir={tmp_path / 'conf'}"],
                              capture_output=True, text=True, timeout=60)
     finally:
         up.shutdown()
-    assert "app exited" in out.stdout and "mitmproxy-ca-cert.pem" in out.stdout
+    # the app followed the port the proxy really bound (--listen-port 0) and got the combined CA bundle
+    assert "app exited" in out.stdout and "authtrace-ca-bundle.pem" in out.stdout
     hops = db.load_hops(db.open_db(dbp), 1)
     assert [h.role for h in hops] == ["token"] and hops[0].actor == "app"
     assert "APP-CODE-SECRET" not in out.stdout + out.stderr
