@@ -13,6 +13,7 @@ from mitmproxy import ctx, http
 
 from authtrace.addons.hops import Context, flow_to_hops
 from authtrace.addons.launch import Launcher
+from authtrace.addons.views import ContentViews
 from authtrace.store import db
 
 log = logging.getLogger("authtrace.capture")  # not __name__: `-s` loads this file as `capture`
@@ -107,4 +108,4 @@ class AuthTrace:
         self.writer = None
 
 
-addons = [AuthTrace(), Launcher()]
+addons = [AuthTrace(), Launcher(), ContentViews()]

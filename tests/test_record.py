@@ -22,7 +22,7 @@ from authtrace.store import db
 
 def test_addon_file_loads_with_mitmproxy_script_loader():
     mod = script.load_script(capture.__file__)
-    assert mod is not None and [type(a).__name__ for a in mod.addons] == ["AuthTrace", "Launcher"]
+    assert mod is not None and [type(a).__name__ for a in mod.addons] == ["AuthTrace", "Launcher", "ContentViews"]
 
 
 def test_hooks_store_hops_and_flows_without_response(tmp_path):
