@@ -7,14 +7,23 @@ Writes go to a background thread (HopWriter), so the proxy's event loop never wa
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 from mitmproxy import ctx, http
 
-from authtrace.addons.hops import Context, flow_to_hops
-from authtrace.addons.launch import Launcher
-from authtrace.addons.views import ContentViews
-from authtrace.store import db
+try:
+    from authtrace.addons.hops import Context, flow_to_hops
+    from authtrace.addons.launch import Launcher
+    from authtrace.addons.views import ContentViews
+    from authtrace.store import db
+except ModuleNotFoundError as e:  # `-s` into a mitmproxy whose Python lacks authtrace (a standalone binary)
+    raise ModuleNotFoundError(
+        f"authtrace: {e.name} cannot be imported by the Python that runs this mitmproxy ({sys.executable}): "
+        "install authtrace into that environment (pip install <authtrace checkout or wheel>; with pipx: "
+        "pipx inject mitmproxy <checkout or wheel>), or run `authtrace record`; mitmproxy's standalone "
+        "binaries cannot load it.",
+        name=e.name) from e
 
 log = logging.getLogger("authtrace.capture")  # not __name__: `-s` loads this file as `capture`
 
