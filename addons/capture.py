@@ -7,12 +7,16 @@ Writes go to a background thread (HopWriter), so the proxy's event loop never wa
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
+from collections.abc import Sequence
 
-from mitmproxy import ctx, http
+from mitmproxy import command, ctx, exceptions, hooks, http, types
 
 try:
+    from authtrace.addons import live
     from authtrace.addons.hops import Context, flow_to_hops
     from authtrace.addons.launch import Launcher
     from authtrace.addons.views import ContentViews
@@ -47,6 +51,8 @@ def hop_line(hop: dict) -> str:
 
 
 class AuthTrace:
+    """Records every auth hop into the database; comments auth flows, marks evidence of findings."""
+
     def __init__(self) -> None:
         self.writer: db.HopWriter | None = None
         self.context: Context | None = None
@@ -54,29 +60,85 @@ class AuthTrace:
         self.session_id: int | None = None
         self.open: dict[str, http.HTTPFlow] = {}
         self.flows_seen = 0
+        self.is_running = False
+        self.index = live.FlowIndex()
+        self.live: live.LiveFindings | None = None
 
     def load(self, loader) -> None:
         loader.add_option("authtrace_db", str, db.DEFAULT_DB, "authtrace: database file or SQLAlchemy URL.")
         loader.add_option("authtrace_session", str, "", "authtrace: name of the capture session.")
-        loader.add_option("authtrace_print", bool, True, "authtrace: print one line per auth hop.")
+        loader.add_option("authtrace_print", bool, True, "authtrace: log one line per auth hop.")
+        loader.add_option("authtrace_findings", bool, True,
+                          "authtrace: check the session while recording; log each finding once it holds and "
+                          "mark its evidence flows (~marked).")
 
     def running(self) -> None:
+        self.is_running = True
         try:
-            self.engine = db.open_db(ctx.options.authtrace_db)
-            name = ctx.options.authtrace_session or time.strftime("live %Y-%m-%d %H:%M:%S")
-            self.session_id = db.new_session(self.engine, name, "live", "live")
-            self.context = Context(db.fingerprint_key(self.engine))
+            self._start_session(ctx.options.authtrace_db, ctx.options.authtrace_session)
         except db.DatabaseError as e:
             log.error("authtrace: %s", e)
             ctx.master.shutdown()
+
+    def configure(self, updated: set[str]) -> None:
+        """Option changes at run time: a new database or session name starts a new capture session
+        (a database that cannot be used is refused and the current one kept); findings on/off."""
+        if not self.is_running:
             return
+        if updated & {"authtrace_db", "authtrace_session"}:
+            try:
+                engine = db.open_db(ctx.options.authtrace_db)
+            except db.DatabaseError as e:
+                raise exceptions.OptionsError(f"authtrace: {e}") from e
+            engine.dispose()
+            self._end_session()
+            self._start_session(ctx.options.authtrace_db, ctx.options.authtrace_session)
+        elif "authtrace_findings" in updated:
+            if ctx.options.authtrace_findings and self.live is None and self.engine is not None:
+                self._start_live()
+            elif not ctx.options.authtrace_findings and self.live is not None:
+                self.live.stop()
+                self.live = None
+
+    def _start_session(self, database: str, name: str) -> None:
+        self.engine = db.open_db(database)
+        self.session_id = db.new_session(self.engine, name or time.strftime("live %Y-%m-%d %H:%M:%S"), "live",
+                                         "live")
+        self.context = Context(db.fingerprint_key(self.engine))
+        self.flows_seen = 0
         self.writer = db.HopWriter(self.engine, self.session_id, on_stored=self._stored)
-        log.info("authtrace: recording session %s into %s", self.session_id, ctx.options.authtrace_db)
+        log.info("authtrace: recording session %s into %s", self.session_id, database)
+        if ctx.options.authtrace_findings:
+            self._start_live()
+
+    def _start_live(self) -> None:
+        self.live = live.LiveFindings(self.engine, self.session_id, self._on_findings)
 
     def _stored(self, batch: list[db.NewHop], ids: list[int]) -> None:
+        self.index.stored(batch, ids)
         if ctx.options.authtrace_print:
             for h, hid in zip(batch, ids):
                 log.info("#%-5d%s", hid, hop_line(h.hop))
+
+    def _on_findings(self, new: list[dict], stable: list[dict]) -> None:
+        """From the findings thread: log the new ones, mark evidence on the proxy's loop."""
+        for f in new:
+            log.warning("%s", live.finding_text(f))
+        ctx.master.event_loop.call_soon_threadsafe(self._mark, stable)
+
+    def _mark(self, findings: list[dict]) -> None:
+        changed = []
+        for f in findings:
+            for flow in self.index.flows(live.finding_evidence(f)):
+                note = live.finding_text(f)
+                if note not in (flow.comment or ""):
+                    flow.comment = f"{flow.comment}\n{note}" if flow.comment else note
+                    changed.append(flow)
+                if not flow.marked:
+                    flow.marked = live.finding_marker(f)
+                    changed.append(flow)
+        if changed:
+            ctx.master.addons.trigger(hooks.UpdateHook(list({id(f): f for f in changed}.values())))
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         self.open[flow.id] = flow
@@ -99,22 +161,70 @@ class AuthTrace:
                         type(e).__name__)
             return
         if hops:
+            self.index.expect(hops, flow)
             self.writer.put(hops)
+            live.set_comment(flow, live.flow_comment(hops))
+            if self.is_running:  # tell mitmweb and the console: the flow changed after its hooks ran
+                ctx.master.addons.trigger(hooks.UpdateHook([flow]))
         updates = self.context.take_signature_updates()
         if updates:
             engine, sid = self.engine, self.session_id
             self.writer.call(lambda: db.set_signatures(engine, sid, updates))
 
-    def done(self) -> None:
+    def _flush(self, timeout: float = 10) -> None:
+        """Wait until every hop handed to the writer is stored."""
+        if self.writer is not None:
+            stored = threading.Event()
+            self.writer.call(stored.set)
+            stored.wait(timeout)
+
+    def _session(self) -> tuple[object, int]:
+        if self.engine is None or self.session_id is None:
+            raise exceptions.CommandError("authtrace is not recording (see the event log for why)")
+        self._flush()
+        return self.engine, self.session_id
+
+    @command.command("authtrace.findings")
+    def findings(self) -> Sequence[str]:
+        """The current session's findings, one line each (also logged, evidence flows marked)."""
+        engine, sid = self._session()
+        found = live.session_findings(engine, sid)
+        lines = [live.finding_text(f) for f in found]
+        for line in lines:
+            log.warning("%s", line)
+        log.info("authtrace: session %s: %d finding(s)", sid, len(found))
+        self._mark(found)
+        return lines
+
+    @command.command("authtrace.report")
+    def report(self, path: types.Path) -> str:
+        """Write the current session's HTML timeline to path."""
+        engine, sid = self._session()
+        try:
+            summary = live.write_session_report(engine, sid, os.path.expanduser(path))
+        except (ValueError, OSError) as e:
+            raise exceptions.CommandError(f"authtrace: {e}") from e
+        log.info("authtrace: %s", summary)
+        return summary
+
+    def _end_session(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
         if self.writer is None:
             return
         for flow in list(self.open.values()):  # ended without a response: still evidence
             if flow.response is None and flow.request is not None:
                 self._finish(flow)
+        self.open.clear()
         engine, sid, seen = self.engine, self.session_id, self.flows_seen
         self.writer.call(lambda: db.update_session(engine, sid, flows_seen=seen))
         self.writer.close()
         self.writer = None
+
+    def done(self) -> None:
+        self.is_running = False
+        self._end_session()
 
 
 addons = [AuthTrace(), Launcher(), ContentViews()]

@@ -97,46 +97,12 @@ def cmd_sessions(args) -> int:
     return 0
 
 
-def _watch_findings(db_path: str, since: float, stop) -> None:
-    """While recording, re-run the checks when new hops arrive and print each new finding once it
-    has held for two checks in a row: a finding that the next hop explains away (a scope granted
-    by the refresh answer 200 ms later) is never printed. Checks run at most every 2 s, and less
-    often as the session grows, so the proxy in the same process keeps its CPU."""
-    from authtrace.reports.checks import run_checks
-    from authtrace.reports.diagnose import finding_line
-    from authtrace.store import db
-
-    engine, printed, pending, hops_seen, pause = None, set(), {}, -1, 2.0
-    while not stop.wait(pause):
-        try:
-            engine = engine or db.open_db(db_path)
-            session = db.load_session(engine)
-            if session is None or session.created < since or session.hops > 20000:
-                continue
-            if session.hops == hops_seen and not pending:
-                continue
-            hops_seen = session.hops
-            started = time.monotonic()
-            now = {}
-            for f in run_checks(db.load_hops(engine, session.id), db.load_tokens(engine, session.id)):
-                now[(f["kind"], f["title"])] = f
-            # this thread shares the proxy's process: spend at most ~1/5 of the time on live hints
-            pause = max(2.0, 5 * (time.monotonic() - started))
-            for key, f in now.items():
-                if key in pending and key not in printed:
-                    printed.add(key)
-                    print("FINDING " + finding_line(f), flush=True)
-            pending = {k: f for k, f in now.items() if k not in printed}
-        except Exception:  # the capture matters more than the live hint
-            continue
-
-
 class _Terminal(logging.Handler):
-    """authtrace's own log lines as plain terminal lines under `record`: information on stdout,
-    warnings and errors on stderr (mitmproxy's own log stays at its termlog verbosity)."""
+    """authtrace's own log lines as plain terminal lines under `record`: hops and findings on
+    stdout, errors on stderr (mitmproxy's own log stays at its termlog verbosity)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        stream = sys.stderr if record.levelno >= logging.ERROR else sys.stdout
         try:
             print(record.getMessage(), file=stream, flush=True)
         except (OSError, ValueError):  # a closed terminal must not stop the capture
@@ -178,8 +144,6 @@ def _listen_problem(host: str, port: int) -> str | None:
 
 
 def cmd_record(args) -> int:
-    import threading
-
     from mitmproxy.tools.main import mitmdump
 
     from authtrace.addons import capture
@@ -207,15 +171,8 @@ def cmd_record(args) -> int:
     if args.app:
         argv += ["--set", f"authtrace_app={args.app}"]
     argv += args.extra
-    _log_to_terminal()  # the addon prints the address the proxy really bound once it listens
-    stop = threading.Event()
-    if "://" not in args.db:
-        threading.Thread(target=_watch_findings, args=(args.db, time.time() - 1, stop), daemon=True).start()
-    try:
-        rc = mitmdump(argv)
-    finally:
-        stop.set()
-    return rc or 0
+    _log_to_terminal()  # the addon logs the address the proxy really bound, each hop and each finding
+    return mitmdump(argv) or 0
 
 
 def _expect(pairs: list[str] | None) -> dict[str, str]:
