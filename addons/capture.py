@@ -61,6 +61,7 @@ class AuthTrace:
         self.open: dict[str, http.HTTPFlow] = {}
         self.flows_seen = 0
         self.is_running = False
+        self.recording_into: tuple[str, str] | None = None  # (database, session name) of the open session
         self.index = live.FlowIndex()
         self.live: live.LiveFindings | None = None
 
@@ -85,7 +86,8 @@ class AuthTrace:
         (a database that cannot be used is refused and the current one kept); findings on/off."""
         if not self.is_running:
             return
-        if updated & {"authtrace_db", "authtrace_session"}:
+        wanted = (ctx.options.authtrace_db, ctx.options.authtrace_session)
+        if updated & {"authtrace_db", "authtrace_session"} and wanted != self.recording_into:
             try:
                 engine = db.open_db(ctx.options.authtrace_db)
             except db.DatabaseError as e:
@@ -107,6 +109,7 @@ class AuthTrace:
         self.context = Context(db.fingerprint_key(self.engine))
         self.flows_seen = 0
         self.writer = db.HopWriter(self.engine, self.session_id, on_stored=self._stored)
+        self.recording_into = (database, name)
         log.info("authtrace: recording session %s into %s", self.session_id, database)
         if ctx.options.authtrace_findings:
             self._start_live()
@@ -221,6 +224,7 @@ class AuthTrace:
         self.writer.call(lambda: db.update_session(engine, sid, flows_seen=seen))
         self.writer.close()
         self.writer = None
+        self.recording_into = None
 
     def done(self) -> None:
         self.is_running = False
