@@ -299,7 +299,8 @@ class Launcher:
 
     def running(self) -> None:
         self.is_running = True
-        log.info("authtrace: %s", describe_listen(listen_addresses(ctx.master)))
+        if ctx.options.server:  # not with `mitmdump -n -r FILE`: nothing listens then, by design
+            log.info("authtrace: %s", describe_listen(listen_addresses(ctx.master)))
         self._start()
 
     def configure(self, updated: set[str]) -> None:
