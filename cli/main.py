@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -119,48 +119,66 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_findings(db_path: str, since: float, stop: threading.Event) -> None:
-    """While recording, re-run the checks when new hops arrive and print each new finding once it
-    has held for two checks in a row: a finding that the next hop explains away (a scope granted
-    by the refresh answer 200 ms later) is never printed. Checks run at most every 2 s, and less
-    often as the session grows, so the proxy in the same process keeps its CPU."""
-    from authtrace.reports.checks import run_checks
-    from authtrace.reports.terminal import finding_line
-    from authtrace.store import db
+class _Terminal(logging.Handler):
+    """authtrace's own log lines as plain terminal lines under `record`: hops and findings on
+    stdout, errors on stderr (mitmproxy's own log stays at its termlog verbosity)."""
 
-    engine: Engine | None = None
-    printed: set[tuple[str, str]] = set()
-    pending: set[tuple[str, str]] = set()
-    hops_seen, pause = -1, 2.0
-    while not stop.wait(pause):
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr if record.levelno >= logging.ERROR else sys.stdout
         try:
-            engine = engine or db.open_db(db_path)
-            session = db.load_session(engine)
-            if session is None or session.id is None or session.created < since or session.hops > 20000:
-                continue
-            if session.hops == hops_seen and not pending:
-                continue
-            hops_seen = session.hops
-            started = time.monotonic()
-            findings, _ = run_checks(db.load_hops(engine, session.id))
-            # this thread shares the proxy's process: spend at most ~1/5 of the time on live hints
-            pause = max(2.0, 5 * (time.monotonic() - started))
-            now = {(f.kind, f.title): f for f in findings}
-            for key, f in now.items():
-                if key in pending and key not in printed:
-                    printed.add(key)
-                    print("FINDING " + finding_line(f), flush=True)
-            pending = {k for k in now if k not in printed}
-        except Exception:  # noqa: BLE001 - the capture matters more than the live hint; the report has it all
-            continue
+            print(record.getMessage(), file=stream, flush=True)
+        except (OSError, ValueError):  # a closed terminal must not stop the capture
+            pass
+
+
+def _log_to_terminal() -> None:
+    logger = logging.getLogger("authtrace")
+    logger.handlers[:] = [_Terminal()]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _listen_problem(host: str, port: int) -> str | None:
+    """Why the proxy could not listen on host:port, in one sentence naming our own flags; None if it can.
+    Binds as asyncio's server does (SO_REUSEADDR on POSIX), so only a real listener counts as busy."""
+    import errno
+    import socket
+
+    if port == 0:
+        return None
+    where = f"{host or '*'}:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot listen on {where}: {e.strerror}; give an address of this machine with --listen-host."
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as s:
+            if os.name == "posix":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(addr)
+            except OSError as e:
+                if e.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+                    return (f"port {port} is already in use on {host or 'this machine'}: choose another with "
+                            f"--listen-port N (--listen-port 0 picks a free one).")
+                return f"cannot listen on {where}: {e.strerror}; choose another --listen-host or --listen-port."
+    return None
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     from mitmproxy.tools.main import mitmdump
 
-    from authtrace.addons import capture
+    from authtrace import addon
 
-    argv = ["-s", capture.__file__, "--listen-port", str(args.listen_port),
+    if not 0 <= args.listen_port <= 65535:
+        _say(f"--listen-port wants a port number from 0 to 65535, got {args.listen_port}.")
+        return EXIT_BAD_INPUT
+    problem = _listen_problem(args.listen_host, args.listen_port)
+    if problem:
+        _say(problem)
+        return EXIT_BAD_INPUT
+    _open(args.db).dispose()  # a database we cannot use: one sentence before the proxy starts
+    argv = ["-s", addon.__file__, "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"authtrace_db={args.db}", "--set", "flow_detail=0", "--set", "termlog_verbosity=warn"]
     if args.session:
         argv += ["--set", f"authtrace_session={args.session}"]
@@ -175,16 +193,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.app:
         argv += ["--set", f"authtrace_app={args.app}"]
     argv += args.extra
-    print(f"authtrace: proxy on http://127.0.0.1:{args.listen_port}  (Ctrl-C stops and saves; "
-          f"`authtrace env` prints the proxy settings for a shell)", flush=True)
-    stop = threading.Event()
-    if "://" not in args.db:
-        threading.Thread(target=_watch_findings, args=(args.db, time.time() - 1, stop), daemon=True).start()
-    try:
-        rc = mitmdump(argv)
-    finally:
-        stop.set()
-    return int(rc or 0)
+    _log_to_terminal()  # the addon logs the address the proxy really bound, each hop and each finding
+    return int(mitmdump(argv) or 0)
 
 
 def _expect(pairs: list[str] | None) -> dict[str, str]:
@@ -274,12 +284,31 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from authtrace.addons.launch import ca_file, proxy_env
+    from authtrace.addons.launch import ca_file, proxy_env, proxy_url, shell_lines, unset_lines
 
-    if not os.path.exists(ca_file(args.confdir)):
-        _say(f"no mitmproxy CA in {args.confdir} yet: start `authtrace record` once, then run this again.")
-    for k, v in proxy_env(args.listen_port, args.confdir).items():
-        print(f"export {k}={shlex.quote(v)}")
+    if args.unset:
+        print("\n".join(unset_lines(os.environ, args.shell)))
+        return 0
+    fresh = not os.path.exists(ca_file(args.confdir))
+    try:
+        values = proxy_env(proxy_url(args.listen_host, args.listen_port), args.confdir)
+    except OSError as e:
+        _say(f"cannot write the CA bundle into {args.confdir}: {e.strerror}.")
+        return EXIT_BAD_INPUT
+    if fresh:
+        _say(f"created mitmproxy's CA in {args.confdir} (authtrace record and mitmproxy use it from now on).")
+    if os.environ.get("NO_PROXY") or os.environ.get("no_proxy"):
+        _say("NO_PROXY is set in this shell: requests to the hosts it lists bypass the proxy and are not recorded.")
+    print("\n".join(shell_lines(values, os.environ, args.shell)))
+    return 0
+
+
+def cmd_addon_path(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    spec = importlib.util.find_spec("authtrace.addon")
+    assert spec is not None and spec.origin is not None
+    print(spec.origin)
     return 0
 
 
@@ -294,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_db(sub.add_parser("record", help="run the proxy and record sign-in hops as they happen"))
-    p.add_argument("--listen-port", type=int, default=8080)
+    p.add_argument("--listen-host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: only this machine can use the proxy)")
+    p.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default 8080; 0: any free port)")
     p.add_argument("--session", help="name for this capture session")
     p.add_argument("--save-flows", metavar="FILE", help="also save the raw flows (mitmproxy format; holds secrets)")
     p.add_argument("--browser", action="store_true", help="open a clean Chromium/Chrome/Edge already using the proxy")
@@ -326,9 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("env", help="print proxy and CA environment lines for a shell (eval \"$(authtrace env)\")")
+    p.add_argument("--listen-host", default="127.0.0.1", help="the proxy's address (default 127.0.0.1)")
     p.add_argument("--listen-port", type=int, default=8080)
     p.add_argument("--confdir", default="~/.mitmproxy", help="mitmproxy's configuration directory")
+    p.add_argument("--unset", action="store_true",
+                   help="print the lines that undo it (eval \"$(authtrace env --unset)\")")
+    p.add_argument("--shell", choices=("sh", "fish", "powershell"), default="powershell" if os.name == "nt" else "sh",
+                   help="syntax of the lines (default: sh, powershell on Windows)")
     p.set_defaults(fn=cmd_env)
+
+    p = sub.add_parser("addon-path", help="print the path of the mitmproxy addon file, for mitmdump/mitmweb -s")
+    p.set_defaults(fn=cmd_addon_path)
 
     p = with_db(sub.add_parser("sessions", help="list capture sessions"))
     p.set_defaults(fn=cmd_sessions)

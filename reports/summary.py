@@ -50,4 +50,5 @@ def summary_text(a: Analysis, redact_pii: bool = False) -> str:
         lines.append(f"Note: {note}")
     if sess.problem:
         lines.append(f"Capture incomplete: {sess.problem}")
-    return pii.text("\n".join(lines)) + "\n"
+    text: str = pii.text("\n".join(lines))
+    return text + "\n"
