@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
+import shlex
 import threading
 import time
 import weakref
@@ -167,6 +169,13 @@ class AuthTrace:
             self.writer.call(lambda: db.update_session(engine, sid, flows_seen=seen))
         self.writer.close()
         self.writer = None
+        if engine is not None and sid is not None and self.recording_into is not None:
+            store = self.recording_into[0]
+            session = db.load_session(engine, sid)
+            where = "" if store in (db.DEFAULT_DB, os.environ.get("AUTHTRACE_DB")) else f" --db {shlex.quote(store)}"
+            log.info("authtrace: saved session %s into %s: %d auth hops of %d flows; see it with "
+                     "`authtrace report %s%s` (HTML) or `authtrace report %s%s --summary`", sid, store,
+                     session.hops if session else 0, seen, sid, where, sid, where)
         self.recording_into = None
 
     def done(self) -> None:

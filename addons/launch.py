@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -282,11 +283,17 @@ def stop_tree(child: subprocess.Popen[bytes], timeout: float = 10) -> None:
             pass
 
 
+problems: list[str] = []  # what failed to start or ended badly, for `authtrace record`'s exit status
+
+
 class Launcher:
-    """Runs the browser (`authtrace_browser`) or the app (`authtrace_app`) against this proxy."""
+    """Runs the browser (`authtrace_browser`) and/or the app (`authtrace_app`) against this proxy:
+    both together record a local app's back channel beside the browser's sign-in. Recording stops
+    when the browser closes or the app exits; a browser or app that fails is said in one sentence
+    (and `record` exits non-zero)."""
 
     def __init__(self) -> None:
-        self.child: subprocess.Popen[bytes] | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}  # "browser" | "app" -> its process
         self.profile: str | None = None
         self.stopping = False
         self.is_running = False
@@ -307,10 +314,10 @@ class Launcher:
         """At run time, switching `authtrace_browser` or `authtrace_app` on starts it, off stops it."""
         if not self.is_running or not updated & {"authtrace_browser", "authtrace_app"}:
             return
-        if self.child is not None and not (ctx.options.authtrace_browser or ctx.options.authtrace_app):
-            self._stop_child()
-        elif self.child is None or self.child.poll() is not None:
-            self._start()
+        for what, wanted in (("browser", ctx.options.authtrace_browser), ("app", bool(ctx.options.authtrace_app))):
+            if not wanted and what in self.children:
+                self._stop(what)
+        self._start()
 
     def proxy(self) -> str:
         addrs = listen_addresses(ctx.master)
@@ -320,7 +327,17 @@ class Launcher:
 
     def _start(self) -> None:
         opts = ctx.options
-        if opts.authtrace_browser:
+        if opts.authtrace_app and "app" not in self.children:
+            env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}  # record every host
+            env.update(proxy_env(self.proxy(), opts.confdir))
+            try:
+                child = spawn(opts.authtrace_app, shell=True, env=env)
+            except OSError as e:
+                self._fail(f"the app could not be started: {e.strerror}.")
+                return
+            self._watch_child("app", child)
+            log.info("authtrace: started the app (pid %d) with the proxy and CA environment set", child.pid)
+        if opts.authtrace_browser and "browser" not in self.children:
             exe = find_browser()
             if exe is None:
                 self._fail("no Chromium, Chrome or Edge found; install one or set AUTHTRACE_BROWSER=/path/to/browser.")
@@ -328,37 +345,54 @@ class Launcher:
             self.profile = tempfile.mkdtemp(prefix="authtrace-profile-")
             args = browser_args(exe, self.profile, self.proxy(), spki_hash(ensure_ca(opts.confdir)),
                                 opts.authtrace_browser_url or None, shlex.split(opts.authtrace_browser_args))
-            self.child = spawn(args, quiet=True)
+            try:
+                child = spawn(args, quiet=True)
+            except OSError as e:
+                self._fail(f"the browser {exe} could not be started: {e.strerror}.")
+                return
+            self._watch_child("browser", child)
             log.info("authtrace: browser started with a fresh profile (%s); close it or press Ctrl-C to stop "
                      "recording", os.path.basename(exe))
-        elif opts.authtrace_app:
-            env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}  # record every host
-            env.update(proxy_env(self.proxy(), opts.confdir))
-            self.child = spawn(opts.authtrace_app, shell=True, env=env)
-            log.info("authtrace: started the app (pid %d) with the proxy and CA environment set", self.child.pid)
-        if self.child is not None:
-            self.stopping = False
-            threading.Thread(target=self._watch, args=(ctx.master, self.child), daemon=True).start()
+
+    def _watch_child(self, what: str, child: subprocess.Popen[bytes]) -> None:
+        self.children[what] = child
+        self.stopping = False
+        threading.Thread(target=self._watch, args=(ctx.master, what, child, time.monotonic()), daemon=True).start()
 
     def _fail(self, msg: str) -> None:
+        problems.append(msg)
         log.error("authtrace: %s", msg)
         ctx.master.shutdown()
 
-    def _watch(self, master: Any, child: subprocess.Popen[bytes]) -> None:
-        child.wait()
-        if not self.stopping and child is self.child:
-            log.info("authtrace: %s; stopping", "browser closed" if self.profile else "app exited")
-            master.shutdown()  # thread-safe: it schedules on the proxy's loop
+    def _watch(self, master: Any, what: str, child: subprocess.Popen[bytes], started: float) -> None:
+        code = child.wait()
+        if self.stopping or self.children.get(what) is not child:
+            return
+        self.children.pop(what, None)
+        if code and what == "app":
+            problems.append(f"the app exited with status {code}.")
+            log.error("authtrace: the app exited with status %d; stopping", code)
+        elif code and time.monotonic() - started < 10:
+            problems.append(f"the browser exited with status {code} right after it started: it could not run "
+                            "(AUTHTRACE_BROWSER=/path picks another browser).")
+            log.error("authtrace: %s", problems[-1])
+        else:
+            log.info("authtrace: %s; stopping", "browser closed" if what == "browser" else "app exited")
+        master.shutdown()  # thread-safe: it schedules on the proxy's loop
 
-    def _stop_child(self) -> None:
-        self.stopping = True
-        if self.child is not None:
-            stop_tree(self.child)
-            self.child = None
-        if self.profile:
+    def _stop(self, what: str) -> None:
+        child = self.children.pop(what, None)
+        if child is not None:
+            stop_tree(child)
+        if what == "browser" and self.profile:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None
 
     def done(self) -> None:
-        self._stop_child()
+        self.stopping = True
+        for what in list(self.children):
+            self._stop(what)
+        if self.profile:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
         self.is_running = False
