@@ -10,6 +10,7 @@ memory blow-up, and no attribute value or raw message survives into a record.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
@@ -122,23 +123,27 @@ def response_xml(body: str, *, rid: str = "_r1", status: str | None = None, t: i
 </samlp:Response>"""
 
 
-SIGNER_CONFIG = {
-    "method": methods.enveloped,
-    "signature_algorithm": SignatureMethod.RSA_SHA256,
-    "digest_algorithm": DigestAlgorithm.SHA256,
-    "c14n_algorithm": CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-}
+def _child(el: etree._Element, tag: str) -> etree._Element:
+    found = el.find(tag)
+    assert found is not None, tag
+    return found
+
+
+ISSUER = "{urn:oasis:names:tc:SAML:2.0:assertion}Issuer"
+DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 
 
 def sign(xml: str | bytes, signer: Signer) -> bytes:
     """Enveloped signature over the root element (Reference URI '#<root ID>'), placed after Issuer."""
     root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
-    issuer = root.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer")
-    placeholder = etree.Element("{http://www.w3.org/2000/09/xmldsig#}Signature", Id="placeholder")
-    issuer.addnext(placeholder)
-    signed = XMLSigner(**SIGNER_CONFIG).sign(
-        root, key=signer.key_pem, cert=signer.cert_pem.decode(), reference_uri="#" + root.get("ID")
+    _child(root, ISSUER).addnext(etree.Element(DS_SIGNATURE, Id="placeholder"))
+    signer_ = XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
+    signed = signer_.sign(root, key=signer.key_pem, cert=signer.cert_pem.decode(), reference_uri=f"#{root.get('ID')}")
     return etree.tostring(signed)
 
 
@@ -201,6 +206,21 @@ def test_authn_request_over_post_and_not_saml() -> None:
     )
     assert saml.decode_binding({"code": "x", "state": "y"}) is None
     assert saml.decode_binding({}) is None
+
+
+def test_takes_mitmproxy_request_views_as_they_are() -> None:
+    """The hop builder hands over ``request.query`` / ``urlencoded_form`` and ``request.path``."""
+    from mitmproxy.test import tutils
+
+    value = redirect_value(AUTHN_REQUEST)
+    get = tutils.treq(method=b"GET", path=("/sso?" + urlencode({"SAMLRequest": value, "RelayState": "r"})).encode())
+    msg = saml.decode_binding(get.query, binding="redirect", raw_query=get.path.split("?", 1)[1])
+    assert msg is not None and (msg.kind, msg.id, msg.relay_state_present) == ("AuthnRequest", "_req1", True)
+    body = urlencode({"SAMLResponse": base64.b64encode(response_xml("").encode()).decode()}).encode()
+    post = tutils.treq(method=b"POST", path=b"/acs", content=body,
+                       headers=((b"content-type", b"application/x-www-form-urlencoded"),))  # fmt: skip
+    msg = saml.decode_binding(post.urlencoded_form, binding="post")
+    assert msg is not None and (msg.kind, msg.id, msg.binding) == ("Response", "_r1", "post")
 
 
 def test_parameter_quirks_of_real_stacks() -> None:
@@ -414,10 +434,10 @@ def test_wrapping_moved_signed_assertion_does_not_vouch_for_the_evil_one(idp: Si
 def test_wrapping_same_id_with_the_signature_moved_into_the_evil_assertion(idp: Signer) -> None:
     """XSW: the evil assertion takes the good one's ID and its Signature; the good one hides in Advice."""
     good = etree.fromstring(sign(assertion_xml("_a1"), idp))
-    signature = good.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
+    signature = _child(good, DS_SIGNATURE)
     evil = etree.fromstring(assertion_xml("_a1", nameid="admin@example.test"))
-    evil.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer").addnext(signature)  # moves it out of good
-    good.append(signature.__copy__())  # the good one keeps an intact signature too
+    _child(evil, ISSUER).addnext(signature)  # moves it out of good
+    good.append(copy.deepcopy(signature))  # the good one keeps an intact signature too
     advice = etree.SubElement(evil, "{urn:oasis:names:tc:SAML:2.0:assertion}Advice")
     advice.append(good)
     xml = response_xml(etree.tostring(evil).decode()).encode()
@@ -430,9 +450,9 @@ def test_wrapping_same_id_with_the_signature_moved_into_the_evil_assertion(idp: 
 def test_wrapping_signature_pointing_elsewhere(idp: Signer) -> None:
     """The evil assertion carries the good one's signature, whose Reference names the hidden good one."""
     good = etree.fromstring(sign(assertion_xml("_a1"), idp))
-    signature = good.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
+    signature = _child(good, DS_SIGNATURE)
     evil = etree.fromstring(assertion_xml("_evil", nameid="admin@example.test"))
-    evil.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer").addnext(signature.__copy__())
+    _child(evil, ISSUER).addnext(copy.deepcopy(signature))
     xml = response_xml(
         f"<samlp:Extensions>{etree.tostring(good).decode()}</samlp:Extensions>{etree.tostring(evil).decode()}"
     ).encode()

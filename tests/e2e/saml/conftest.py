@@ -297,8 +297,9 @@ def saml_outcomes(saml_stack: SamlStack, saml_browser: Any) -> dict[str, Outcome
         except Exception as exc:  # noqa: BLE001 - reported by the scenario's own tests
             proxy = saml_stack.procs.get("proxy")
             log = f"\n--- proxy log ---\n{proxy.tail(40)}" if proxy else ""
-            outcomes[name] = RuntimeError(f"SAML journey {name} failed: {exc!r}{log}")
-            outcomes[name].__cause__ = exc
+            failure = RuntimeError(f"SAML journey {name} failed: {exc!r}{log}")
+            failure.__cause__ = exc
+            outcomes[name] = failure
     return outcomes
 
 

@@ -147,7 +147,9 @@ def write_idp(
         "<?php\n$config = " + _php(config) + ";\n$config['logging.level'] = SimpleSAML\\Logger::INFO;\n"
     )
     users = {f"{u}:{v['password']}": {k: [a] for k, a in v.items() if k != "password"} for u, v in USERS.items()}
-    sources = {"admin": ["core:AdminPassword"], "example-userpass": {0: "exampleauth:UserPass", **users}}
+    userpass: dict[object, object] = {0: "exampleauth:UserPass"}
+    userpass.update(users)
+    sources = {"admin": ["core:AdminPassword"], "example-userpass": userpass}
     (config_dir / "authsources.php").write_text("<?php\n$config = " + _php(sources) + ";\n")
     hosted = {
         "host": "__DEFAULT__",

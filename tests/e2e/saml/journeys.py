@@ -65,7 +65,11 @@ def sign_in(context: BrowserContext, sp_base: str, entity: str, *, passive: bool
     _watch_acs(page, sp_base, seen)
     url = f"{sp_base}/login/{entity}" + ("?passive=1" if passive else "")
     if passive:  # no IdP session: the IdP answers at once, without a login page
-        _finish_at_acs(page, sp_base, seen, lambda: page.goto(url))
+
+        def start() -> None:
+            page.goto(url)
+
+        _finish_at_acs(page, sp_base, seen, start)
     else:
         page.goto(url)
         _finish_at_acs(page, sp_base, seen, lambda: _login_at_idp(page))

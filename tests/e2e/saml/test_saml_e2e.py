@@ -102,11 +102,12 @@ def test_clean_capture_stores_no_raw_saml_response(saml_clean: Outcome) -> None:
     """The recording's database must not hold the SAMLResponse (it carries the assertion)."""
     if rig.PROXY_KIND != "authtrace":
         pytest.skip("bare mitmdump stores nothing")
+    from mitmproxy import http
     from mitmproxy.io import FlowReader
 
     with saml_clean.flows.open("rb") as f:
-        blobs = [fl.request.urlencoded_form.get("SAMLResponse", "") for fl in FlowReader(f).stream()
-                 if getattr(fl, "request", None) is not None and fl.request.method == "POST"]  # fmt: skip
+        flows = [fl for fl in FlowReader(f).stream() if isinstance(fl, http.HTTPFlow)]
+    blobs = [fl.request.urlencoded_form.get("SAMLResponse", "") for fl in flows if fl.request.method == "POST"]
     blobs = [b for b in blobs if b]
     assert blobs
     db = saml_clean.flows.with_name("authtrace.db")

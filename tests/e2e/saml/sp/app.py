@@ -21,7 +21,8 @@ import html
 import os
 import threading
 
-from flask import Flask, Response, redirect, request
+from flask import Flask, redirect, request
+from flask.typing import ResponseReturnValue
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
@@ -74,7 +75,7 @@ def health() -> str:
 
 
 @app.get("/login/<name>")
-def login(name: str) -> Response:
+def login(name: str) -> ResponseReturnValue:
     client = CLIENTS[name]
     extra = {"is_passive": "true"} if request.args.get("passive") else {}
     reqid, info = client.prepare_for_authenticate(
@@ -88,7 +89,7 @@ def login(name: str) -> Response:
 
 
 @app.post("/acs/<name>")
-def acs(name: str) -> Response | tuple[str, int]:
+def acs(name: str) -> ResponseReturnValue:
     client = CLIENTS[name]
     with _lock:
         outstanding = dict(OUTSTANDING)
