@@ -58,6 +58,17 @@ MAX_PARAM = (MAX_XML * 4) // 3 + 4096  # base64 text of MAX_XML, with room for l
 MAX_TEXT = 1024  # characters kept of any one field
 MAX_ITEMS = 100  # entries kept of any one tuple (attribute names, audiences, ...)
 
+# The sentences a user reads when a message is refused (kept as data, one place).
+TOO_LARGE = "The SAML message is larger than authtrace decodes ({limit} kB of XML); it was not read."
+INFLATE_BOMB = (
+    "The SAML parameter inflates to more than {limit} kB (a compression bomb, or not SAML); it was not read further."
+)
+DOCTYPE_REFUSED = (
+    "The XML declares a DOCTYPE or entities, which SAML never does (billion-laughs and external-entity attacks do); "
+    "it was not parsed: nothing was expanded or fetched."
+)
+NO_CERTIFICATE = "No certificate of the signer is known (metadata in the capture, or --saml-cert)."
+
 # ---------------------------------------------------------------------------- namespaces
 
 NS_SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -321,7 +332,7 @@ def _decode_binding(
             problem=None if artifact.type_code is not None else bad,
         )
     base = SamlMessage(binding=binding, param=name, relay_state_present=relay)
-    xml, deflated, problem = _unwrap(value, binding)
+    xml, deflated, problem = _unwrap(value)
     if xml is None:
         return dataclasses.replace(base, problem=problem)
     msg = _decode_xml(xml, base=dataclasses.replace(base, deflated=deflated, size=len(xml)), certs=certs)
@@ -332,18 +343,14 @@ def _decode_binding(
     return msg
 
 
-def _unwrap(value: str, binding: str) -> tuple[bytes | None, bool, str | None]:
+def _unwrap(value: str) -> tuple[bytes | None, bool, str | None]:
     """(XML bytes, whether they were deflated, problem): base64, then raw DEFLATE when compressed.
 
     The redirect binding must deflate and the POST binding must not, but both are met in the
     wild, so either form is accepted and ``deflated`` tells which it was.
     """
     if len(value) > MAX_PARAM:
-        return (
-            None,
-            False,
-            f"The {len(value)}-character SAML parameter is larger than authtrace decodes ({MAX_XML // 1024} kB of XML); it was not read.",
-        )
+        return None, False, TOO_LARGE.format(limit=MAX_XML // 1024)
     text = value.strip().replace(" ", "+")  # a '+' that a form/query decoder turned into a space
     text = re.sub(r"\s+", "", text)
     try:
@@ -361,11 +368,7 @@ def _unwrap(value: str, binding: str) -> tuple[bytes | None, bool, str | None]:
     except zlib.error:
         return None, False, "The SAML parameter is neither XML nor DEFLATE-compressed XML after base64 decoding."
     if len(xml) > MAX_XML or inflater.unconsumed_tail:
-        return (
-            None,
-            True,
-            f"The SAML parameter inflates to more than {MAX_XML // 1024} kB (a compression bomb, or not SAML); it was not read further.",
-        )
+        return None, True, INFLATE_BOMB.format(limit=MAX_XML // 1024)
     if not _looks_like_xml(xml):
         return None, True, "The SAML parameter inflates to something that is not XML."
     return xml, True, None
@@ -409,15 +412,9 @@ _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 def parse_xml(xml: bytes) -> tuple[etree._Element | None, str | None]:
     """(root element, problem). Refuses oversized input and any DOCTYPE before building a tree."""
     if len(xml) > MAX_XML:
-        return (
-            None,
-            f"The {len(xml) // 1024} kB XML document is larger than authtrace decodes ({MAX_XML // 1024} kB); it was not read.",
-        )
+        return None, TOO_LARGE.format(limit=MAX_XML // 1024)
     if _DOCTYPE.search(xml):
-        return (
-            None,
-            "The XML declares a DOCTYPE or entities (SAML never does; a billion-laughs or external-entity attack looks like this); it was not parsed, nothing was expanded or fetched.",
-        )
+        return None, DOCTYPE_REFUSED
     try:
         root = etree.fromstring(xml, parser=_parser())
     except etree.XMLSyntaxError as exc:
@@ -433,11 +430,7 @@ def parse_xml(xml: bytes) -> tuple[etree._Element | None, str | None]:
         or info.externalDTD is not None
         or next(root.iter(etree.Entity), None) is not None
     ):
-        # e.g. a DOCTYPE in a UTF-16 document, which the byte scan above cannot see
-        return (
-            None,
-            "The XML declares a DOCTYPE or entities (SAML never does; a billion-laughs or external-entity attack looks like this); it was not expanded or fetched.",
-        )
+        return None, DOCTYPE_REFUSED  # e.g. in a UTF-16 document, which the byte scan cannot see
     return root, None
 
 
@@ -650,7 +643,7 @@ def _check_signature(
         return dataclasses.replace(
             info,
             status="unknown",
-            note="No certificate of the signer is known (IdP metadata in the capture, or --saml-cert).",
+            note=NO_CERTIFICATE,
         ), None
     return _verify_element(el, info, trusted)
 
@@ -747,7 +740,7 @@ def _query_signature(raw_query: str | None, name: str, sig_alg: str | None, cert
         return dataclasses.replace(
             info,
             status="unknown",
-            note="No certificate of the signer is known (metadata in the capture, or --saml-cert).",
+            note=NO_CERTIFICATE,
         )
     if raw_query is None:
         return dataclasses.replace(
