@@ -125,7 +125,8 @@ def _request_text(req: dict[str, Any]) -> str:
     text = pd.get("text")
     if isinstance(text, str):
         return text[:MAX_BODY]
-    params = pd.get("params") if isinstance(pd.get("params"), list) else []
+    fields = pd.get("params")
+    params: list[Any] = fields if isinstance(fields, list) else []
     return urlencode([(str(p.get("name", "")), str(p.get("value", ""))) for p in params if isinstance(p, dict)])
 
 
@@ -164,7 +165,8 @@ def exchange_of(entry: dict[str, Any]) -> Exchange:
     elapsed = entry.get("time")
     ex = Exchange(method=method.upper(), url=url, host=host.lower(), started=started, request_headers=rh,
                   request_text=_request_text(req) if method.upper() not in ("GET", "HEAD") else "")
-    resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+    answer = entry.get("response")
+    resp: dict[str, Any] = answer if isinstance(answer, dict) else {}
     status = resp.get("status")
     if isinstance(status, str) and status.strip().isdigit():  # "302" from hand-made or converted HARs
         status = int(status)
