@@ -330,18 +330,17 @@ class ContentViews:
         self.views: list[Any] = []
 
     def load(self, loader: Any) -> None:
-        if hasattr(contentviews, "registry"):  # mitmproxy 12: registering a name again replaces it
-            self.views = _view_classes()
-            for v in self.views:
-                contentviews.add(v)
-        elif contentviews.get(VIEW_NAME) is None:  # mitmproxy 11 refuses duplicates
+        # mitmproxy 12: registering a name again replaces it; 11 refuses duplicates. The 11-only names are
+        # looked up, not imported, so one source type-checks against either generation.
+        if hasattr(contentviews, "registry") or getattr(contentviews, "get")(VIEW_NAME) is None:  # noqa: B009
             self.views = _view_classes()
             for v in self.views:
                 contentviews.add(v)
 
     def done(self) -> None:
         if not hasattr(contentviews, "registry"):
+            registered = getattr(contentviews, "views")  # noqa: B009
             for v in self.views:
-                if v in contentviews.views:
-                    contentviews.remove(v)
+                if v in registered:
+                    getattr(contentviews, "remove")(v)  # noqa: B009
         self.views = []
