@@ -122,10 +122,11 @@ class Response:
     body: bytes = b""
     content_type: str = "text/html; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
-    policy: str = ""
+    policy: str = field(default_factory=lambda: _policy_for_list())
 
 
 def _policy_for_list() -> str:
+    """The report's policy with the list page's own stylesheet, and its filter form allowed to submit here."""
     return (f"default-src 'none'; style-src {style_hash(LIST_CSS)}; img-src data:; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
 
@@ -242,7 +243,7 @@ class Viewer:
         a = analyse(self.engine, session, keep=False)
         with self._lock:
             self._cache[key] = a
-            while len(self._cache) > 8:
+            while len(self._cache) > 4:  # a 10,000-hop analysis holds tens of MB
                 self._cache.popitem(last=False)
         return a
 

@@ -174,11 +174,11 @@ def _insert_ignoring_conflict(conn: Connection, row: dict[str, Any]) -> None:
         ins = postgresql.insert if name == "postgresql" else sqlite.insert
         conn.execute(ins(models.Meta).values(**row).on_conflict_do_nothing())
         return
-    with conn.begin_nested():  # elsewhere: a savepoint, and the loser's unique violation undone
-        try:
+    try:  # elsewhere: a savepoint, so the loser's unique violation is undone and the transaction goes on
+        with conn.begin_nested():
             conn.execute(insert(models.Meta).values(**row))
-        except SQLAlchemyError:
-            pass
+    except SQLAlchemyError:
+        pass
 
 
 # ---- records <-> rows ---------------------------------------------------------------------------
