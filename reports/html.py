@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from authtrace.reports.diagnose import Analysis
 from authtrace.reports.fragments import LANE_TITLES, ROLES, HopView, Shared, hop_view
@@ -30,13 +31,21 @@ from authtrace.reports.leakcheck import LeakError, describe, scan
 from authtrace.reports.pii import Pii, compact
 from authtrace.reports.summary import summary_text
 from authtrace.store import clock
-from authtrace.store.records import Finding, Instant, Severity
+from authtrace.store.records import Finding, Hop, Instant, Role, Severity
 
 __all__ = ["render_html", "write_report", "LeakError", "style_hash"]
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 MAX_EVIDENCE = 24  # evidence links shown per finding
 MAX_FLOWS = 24  # sign-in flows listed in the overview
+FULL_TIMELINE = 5000  # up to this many hops every one is drawn; beyond, runs of alike API calls are folded
+
+
+@dataclass(slots=True)
+class Collapsed:
+    """Alike API calls folded into one timeline row (see `shown`)."""
+
+    hops: list[Hop]
 _TIMELINE = "<!-- timeline -->"
 
 
@@ -94,31 +103,84 @@ def _finding_view(f: Finding, n: int, views: dict[int, HopView], pii: Pii) -> di
             "details": [(k, pii.text(_detail(pii.claim(k, v)))) for k, v in f.details.items() if v is not None]}
 
 
+def shown(a: Analysis, limit: int = FULL_TIMELINE) -> list[Hop | Collapsed]:
+    """The rows of the timeline. Up to `limit` hops, every hop. Beyond, runs of alike API calls (same
+    endpoint, status and token, one after the other) keep their first and last call and fold the rest
+    into one row: a 100,000-hop session is mostly the same call repeated, and drawing each would cost
+    ~1 KB and a few tens of µs a row. Errors and every hop a finding points at are always drawn."""
+    if len(a.hops) <= limit:
+        return list(a.hops)
+    pinned = {id(h) for f in a.findings for h in f.evidence}
+    out: list[Hop | Collapsed] = []
+    run: list[Hop] = []
+    run_key: tuple[Any, ...] | None = None
+
+    def flush() -> None:
+        if len(run) > 2:
+            out.extend([run[0], Collapsed(run[1:-1]), run[-1]])
+        else:
+            out.extend(run)
+        run.clear()
+
+    for h in a.hops:
+        key = None
+        if h.role in (Role.API, Role.USERINFO) and not h.is_error and id(h) not in pinned:
+            key = (h.role, h.host, h.method, h.path, h.status, tuple(t.fingerprint for t in h.tokens))
+        if key is None or key != run_key:
+            flush()
+        run_key = key
+        if key is None:
+            out.append(h)
+        else:
+            run.append(h)
+    flush()
+    return out
+
+
+def _collapsed_html(c: Collapsed, t0: float) -> str:
+    first, last = c.hops[0], c.hops[-1]
+    return (f'<p class="collapsed">#{first.number}–#{last.number}: {len(c.hops):,} more calls like the one above '
+            f"({_esc(first.method)} {_esc(first.host)}{_esc(first.path)}, {first.status}, the same token), "
+            f"{clock.offset(first.started - t0)} to {clock.offset(last.started - t0)}: folded to keep a session "
+            f"of this size readable; the store holds every one.</p>\n")
+
+
 def render_html(a: Analysis, redact_pii: bool = False) -> str:
     """The timeline report of one analysed capture session as one HTML document. With `redact_pii`,
     e-mail addresses, user names, names, object ids and IP addresses are masked in claims and text."""
     hops = a.hops
+    rows = shown(a, FULL_TIMELINE)
     pii = Pii(redact_pii, [t for h in hops for t in h.tokens])
     st = Shared(pii)
-    for h in hops:
+    drawn = [r for r in rows if isinstance(r, Hop)]
+    for h in drawn:
         for t in h.tokens:
             st.hops_of.setdefault(t.fingerprint, set()).add(h.number)
     app_hosts = {h.host for h in hops if h.role == "callback"}
     t0 = hops[0].started if hops else 0.0
     views: dict[int, HopView] = {}
+    parts: list[str] = []
     role_counts: dict[str, int] = {}
-    legend: dict[int, dict[str, Any]] = {}
-    prev: float | None = None
     for h in hops:
-        v = views[h.number] = hop_view(h, t0, prev, a.flows.get(h.number), st, app_hosts)
-        prev = h.started
-        role_counts[v.role] = role_counts.get(v.role, 0) + 1
-        if v.flow:
-            g = legend.setdefault(v.flow, {"n": v.flow, "fcls": v.fcls, "hops": 0, "first": v.number,
-                                           "from": v.offset, "to": v.offset, "err": False})
+        role_counts[h.role.value] = role_counts.get(h.role.value, 0) + 1
+    legend: dict[int, dict[str, Any]] = {}
+    for h in hops:
+        flow = a.flows.get(h.number)
+        if flow:
+            g = legend.setdefault(flow, {"n": flow, "fcls": f"f{(flow - 1) % 8}", "hops": 0, "first": h.number,
+                                         "from": clock.offset(h.started - t0), "to": "", "err": False})
             g["hops"] += 1
-            g["to"] = v.offset
-            g["err"] = g["err"] or v.err
+            g["to"] = clock.offset(h.started - t0)
+            g["err"] = g["err"] or h.is_error
+    prev: float | None = None
+    for r in rows:
+        if isinstance(r, Collapsed):
+            parts.append(_collapsed_html(r, t0))
+            prev = r.hops[-1].started
+            continue
+        v = views[r.number] = hop_view(r, t0, prev, a.flows.get(r.number), st, app_hosts)
+        parts.append(v.html)
+        prev = r.started
     derived = sum(1 for h in hops if h.from_fragment)  # made from a Location fragment, not a flow of its own
     findings = sorted(a.findings, key=lambda f: f.severity.rank)
     fviews = [_finding_view(f, n, views, pii) for n, f in enumerate(findings, 1)]
@@ -156,7 +218,7 @@ def render_html(a: Analysis, redact_pii: bool = False) -> str:
     head, mark, tail = page.rpartition(_TIMELINE)
     if not mark:
         return page
-    return "".join([head, *(v.html for v in views.values()), tail])
+    return "".join([head, *parts, tail])
 
 
 def write_report(html_text: str, path: str) -> None:
@@ -174,3 +236,7 @@ def write_report(html_text: str, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _esc(s: str) -> str:
+    return str(escape(s))

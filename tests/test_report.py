@@ -540,3 +540,34 @@ def test_login_steps_carry_the_flow_tag_of_their_sign_in(engine):
         if h.role in ("authorize", "login", "callback", "token"):
             block = html[html.index(f'data-hop="{h.number}"'):]
             assert '<span class="ftag f0">F1</span>' in block[:block.index("</summary>")], h.role
+
+
+def test_a_huge_session_folds_runs_of_alike_calls_but_never_evidence_or_errors(engine):
+    """Beyond the full-timeline limit, repeated API calls fold into one row; the findings' hops stay."""
+    from authtrace.reports.html import shown
+
+    t0 = time.time() - 3000
+    secrets: dict = {}
+    flows = signin_flows(t0, secrets=secrets)
+    for k in range(40):
+        flows.append(flow("GET", f"https://{API}/api/items", t=t0 + 10 + k, browser=False,
+                          status=500 if k == 20 else 200, headers={"authorization": f"Bearer {secrets['access_token']}"},
+                          resp_headers={"content-type": "application/json"}, resp_body="{}"))
+    session, hops = _store(engine, flows)
+    a = assemble(session, hops, [])
+    assert shown(a, limit=1000) == hops  # small sessions: every hop
+    rows = shown(a, limit=10)
+    folded = [r for r in rows if not isinstance(r, type(hops[0]))]
+    assert len(folded) == 2 and sum(len(c.hops) for c in folded) == 40 - 2 * 2 - 1  # two runs around the error
+    drawn = [r for r in rows if isinstance(r, type(hops[0]))]
+    assert any(h.status == 500 for h in drawn) and len(drawn) + 35 == len(hops)
+    from authtrace.reports import html as page
+
+    page_limit = page.FULL_TIMELINE
+    try:
+        page.FULL_TIMELINE = 10
+        text = page.render_html(a)
+    finally:
+        page.FULL_TIMELINE = page_limit
+    assert text.count('<p class="collapsed">') == 2 and "more calls like the one above" in text
+    assert text.count("<details class=\"hop") == len(hops) - 35 and find_leaks(text) == []
