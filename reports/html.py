@@ -43,9 +43,10 @@ FULL_TIMELINE = 5000  # up to this many hops every one is drawn; beyond, runs of
 
 @dataclass(slots=True)
 class Collapsed:
-    """Alike API calls folded into one timeline row (see `shown`)."""
+    """Hops folded into one timeline row (see `shown`): a clean sign-in flow, or alike API calls."""
 
     hops: list[Hop]
+    flow: int | None = None
 _TIMELINE = "<!-- timeline -->"
 
 
@@ -104,13 +105,22 @@ def _finding_view(f: Finding, n: int, views: dict[int, HopView], pii: Pii) -> di
 
 
 def shown(a: Analysis, limit: int = FULL_TIMELINE) -> list[Hop | Collapsed]:
-    """The rows of the timeline. Up to `limit` hops, every hop. Beyond, runs of alike API calls (same
-    endpoint, status and token, one after the other) keep their first and last call and fold the rest
-    into one row: a 100,000-hop session is mostly the same call repeated, and drawing each would cost
-    ~1 KB and a few tens of µs a row. Errors and every hop a finding points at are always drawn."""
+    """The rows of the timeline. Up to `limit` hops, every hop. Beyond, a session is mostly the same
+    clean sign-in and the same call repeated, and drawing each hop costs ~2 KB and tens of µs: every
+    sign-in flow with no error and no finding folds into one row at its first hop, and runs of alike
+    API calls (same endpoint, status and token, one after another) keep their first and last call and
+    fold the rest. Errors and every hop a finding points at are always drawn."""
     if len(a.hops) <= limit:
         return list(a.hops)
     pinned = {id(h) for f in a.findings for h in f.evidence}
+    members: dict[int, list[Hop]] = {}
+    troubled: set[int] = set()
+    for h in a.hops:
+        flow = a.flows.get(h.number)
+        if flow:
+            members.setdefault(flow, []).append(h)
+            if h.is_error or id(h) in pinned:
+                troubled.add(flow)
     out: list[Hop | Collapsed] = []
     run: list[Hop] = []
     run_key: tuple[Any, ...] | None = None
@@ -123,6 +133,13 @@ def shown(a: Analysis, limit: int = FULL_TIMELINE) -> list[Hop | Collapsed]:
         run.clear()
 
     for h in a.hops:
+        flow = a.flows.get(h.number)
+        if flow and flow not in troubled:
+            if members[flow][0] is h:
+                flush()
+                run_key = None
+                out.append(Collapsed(members[flow], flow))
+            continue
         key = None
         if h.role in (Role.API, Role.USERINFO) and not h.is_error and id(h) not in pinned:
             key = (h.role, h.host, h.method, h.path, h.status, tuple(t.fingerprint for t in h.tokens))
@@ -139,10 +156,15 @@ def shown(a: Analysis, limit: int = FULL_TIMELINE) -> list[Hop | Collapsed]:
 
 def _collapsed_html(c: Collapsed, t0: float) -> str:
     first, last = c.hops[0], c.hops[-1]
+    span = f"{clock.offset(first.started - t0)} to {clock.offset(last.started - t0)}"
+    if c.flow:
+        roles = ", ".join(dict.fromkeys(h.role.value for h in c.hops))
+        return (f'<p class="collapsed"><span class="ftag f{(c.flow - 1) % 8}">F{c.flow}</span> a sign-in with no '
+                f"error and no finding: {len(c.hops)} hops from #{first.number} ({roles}), {span}, folded to keep "
+                f"a session of this size readable; the store holds every one.</p>\n")
     return (f'<p class="collapsed">#{first.number}–#{last.number}: {len(c.hops):,} more calls like the one above '
             f"({_esc(first.method)} {_esc(first.host)}{_esc(first.path)}, {first.status}, the same token), "
-            f"{clock.offset(first.started - t0)} to {clock.offset(last.started - t0)}: folded to keep a session "
-            f"of this size readable; the store holds every one.</p>\n")
+            f"{span}: folded to keep a session of this size readable; the store holds every one.</p>\n")
 
 
 def render_html(a: Analysis, redact_pii: bool = False) -> str:

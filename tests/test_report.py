@@ -571,3 +571,18 @@ def test_a_huge_session_folds_runs_of_alike_calls_but_never_evidence_or_errors(e
         page.FULL_TIMELINE = page_limit
     assert text.count('<p class="collapsed">') == 2 and "more calls like the one above" in text
     assert text.count("<details class=\"hop") == len(hops) - 35 and find_leaks(text) == []
+
+
+def test_a_huge_session_folds_each_clean_sign_in_into_one_row(engine):
+    from authtrace.reports.html import Collapsed, shown
+
+    t0 = time.time() - 3000
+    clean = signin_flows(t0, code="code-clean", state="state-clean-0123", nonce="n-clean")
+    broken = signin_flows(t0 + 100, code="code-broken", state="state-broken-012", nonce="n-broken")
+    broken[-1].response.status_code = 500
+    session, hops = _store(engine, clean + broken)
+    a = assemble(session, hops, [])
+    rows = shown(a, limit=5)
+    folded = [r for r in rows if isinstance(r, Collapsed)]
+    assert len(folded) == 1 and folded[0].flow and {h.state for h in folded[0].hops} >= {"state-clean-0123"}
+    assert all(h.started >= t0 + 100 for h in rows if not isinstance(h, Collapsed))  # the broken one, in full
