@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, create_engine
 
 from authtrace.store import models
-from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, to_json
+from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, row_reader, to_json
 
 DEFAULT_DB = "authtrace.db"
 
@@ -119,6 +119,8 @@ def _column(v: Any) -> Any:
     return v
 
 
+_read_hop = row_reader(Hop)
+_read_token = row_reader(Token)
 _HOP_FIELDS = tuple(f.name for f in dataclasses.fields(Hop) if f.name not in ("tokens", "id", "number"))
 _TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(Token) if f.init)
 
@@ -209,22 +211,28 @@ def load_session(engine: Engine, session_id: int | None = None) -> CaptureSessio
 def load_hops(engine: Engine, session_id: int) -> list[Hop]:
     """A session's hops in time order, each with its tokens and its number (1, 2, … in that order)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
-                            .order_by(col(models.Hop.started), col(models.Hop.id))).mappings().all()
-        toks = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
-                            .order_by(col(models.Token.id))).mappings().all()
+        result = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
+                              .order_by(col(models.Hop.started), col(models.Hop.id)))
+        hop_keys, rows = list(result.keys()), result.all()
+        result = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
+                              .order_by(col(models.Token.id)))
+        token_keys, toks = list(result.keys()), result.all()
     by_hop: dict[int, list[Token]] = defaultdict(list)
     for t in toks:
-        tok = from_json(Token, dict(t))
-        if tok is not None:
-            by_hop[t["hop_id"]].append(tok)
+        row = dict(zip(token_keys, t, strict=True))
+        try:
+            by_hop[row["hop_id"]].append(_read_token(row))
+        except TypeError:  # a required field missing: not a token this version can read
+            continue
     hops = []
     for r in rows:
-        h = from_json(Hop, dict(r))
-        if h is None:
+        row = dict(zip(hop_keys, r, strict=True))
+        try:
+            h = _read_hop(row)
+        except TypeError:
             continue
-        h.id = r["id"]
-        h.tokens = by_hop.get(r["id"], [])
+        h.id = row["id"]
+        h.tokens = by_hop.get(row["id"], [])
         hops.append(h)
     for n, h in enumerate(hops, 1):
         h.number = n

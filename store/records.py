@@ -384,6 +384,34 @@ def from_json(cls: type[R], data: Any) -> R | None:
         return None
 
 
+def row_reader(cls: type[R]) -> Callable[[dict[str, Any]], R]:
+    """A fast reader of the store's own rows into `cls`: scalar columns come typed from SQL and are
+    taken as they are; enums, JSON columns and nested records go through the tolerant converters."""
+    hints = typing.get_type_hints(cls)
+    trusted, converted = [], []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        plain = {a for a in typing.get_args(tp) if a is not type(None)} or {tp}
+        if plain <= {str, int, float, bool}:
+            trusted.append(f.name)
+        else:
+            converted.append((f.name, _converter(tp)))
+
+    def read(row: dict[str, Any]) -> R:
+        kwargs = {name: row[name] for name in trusted if row.get(name) is not None}
+        for name, conv in converted:
+            v = row.get(name)
+            if v is not None:
+                out = conv(v)
+                if out is not _DROP:
+                    kwargs[name] = out
+        return cls(**kwargs)
+
+    return read
+
+
 def _converter(tp: Any) -> _Conv:
     """A function that makes a stored value into a value of type `tp`, or `_DROP`."""
     origin = typing.get_origin(tp)
