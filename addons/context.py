@@ -144,6 +144,8 @@ class CaptureContext:
         self.open_authorize: dict[str, float] = {}  # IdP host -> time of the latest authorize there
         self.redirect_targets: OrderedDict[str, None] = OrderedDict()  # URLs an IdP redirected to
         self.decoded: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]] | None] = OrderedDict()
+        # URLs a CORS preflight announced request headers for (lower-case names): the request follows
+        self.preflighted: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     def learn_discovery(self, doc: Any, host: str) -> str | None:
         """Endpoints from an OpenID/OAuth metadata document; returns its issuer when it is text."""
@@ -179,6 +181,15 @@ class CaptureContext:
         self.redirect_targets[bare(location)] = None
         if len(self.redirect_targets) > 200:
             self.redirect_targets.popitem(last=False)
+
+    def saw_preflight(self, url: str, announced: str) -> None:
+        """A CORS preflight (OPTIONS with Access-Control-Request-Headers) for `url`."""
+        names = tuple(sorted({n.strip().lower()[:60] for n in announced.split(",") if n.strip()}))[:20]
+        if "authorization" in names or "dpop" in names:
+            self.preflighted[url] = names
+            self.preflighted.move_to_end(url)
+            if len(self.preflighted) > 200:
+                self.preflighted.popitem(last=False)
 
     def remember_decoded(self, fp: str, decoded: tuple[dict[str, Any], dict[str, Any]] | None) -> None:
         self.decoded[fp] = decoded
