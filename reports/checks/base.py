@@ -9,6 +9,7 @@ from authtrace.reports.index import SessionIndex
 from authtrace.store.records import Finding, Hop, Severity
 
 EXPECTED_ERRORS = frozenset({"authorization_pending", "slow_down"})  # device-flow polling: normal
+APP_ANSWER = frozenset({"body", "page"})  # an error read from what the answering server itself wrote
 SILENT_ERRORS = frozenset({"interaction_required", "login_required", "consent_required",
                            "account_selection_required"})
 
@@ -35,6 +36,31 @@ def expected_error(s: SessionIndex, h: Hop) -> bool:
     if err in EXPECTED_ERRORS:
         return True
     if err in SILENT_ERRORS:
-        auths = s.authorize_for(h) if h.role != "authorize" else [h]
-        return any((a.params.get("prompt") or "").lower() == "none" for a in auths)
+        return prompt_none(s, h)
     return False
+
+
+def said(h: Hop, limit: int = 300) -> str:
+    """What a failed answer said, most specific message first, with the ids support asks for:
+    '“Authentication code has already been redeemed.” (request id 7c5e…, operation id 4b0a…)'."""
+    e = h.error
+    if e is None:
+        return ""
+    msg = e.specific or e.error
+    ids = ids_text(h)
+    return (f"“{msg[:limit]}”" if msg else "") + (f" ({ids})" if ids else "")
+
+
+def ids_text(h: Hop) -> str:
+    return "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in (h.error.ids() if h.error else {}).items())
+
+
+def app_answered(h: Hop) -> bool:
+    """An error answer written by the app's own callback or a platform's redirect handler (not an
+    identity provider's error redirect arriving there)."""
+    return h.role == "callback" and h.error is not None and h.error.source in APP_ANSWER
+
+
+def prompt_none(s: SessionIndex, h: Hop) -> bool:
+    auths = s.authorize_for(h) if h.role != "authorize" else [h]
+    return any((a.params.get("prompt") or "").lower() == "none" for a in auths)
