@@ -60,7 +60,8 @@ JWKS_RE = re.compile(r"(/jwks(\.json)?|/\.well-known/jwks(\.json)?|/discovery(/v
 USERINFO_RE = re.compile(r"/(userinfo|oidc/userinfo|v1/userinfo|openid/userinfo|me/?userinfo)/?$", re.I)
 LOGOUT_RE = re.compile(r"/(logout|signout|sign-out|log-out|end_session|endsession|session/end|v2/logout)/?$", re.I)
 DEVICE_RE = re.compile(r"/(devicecode|device_authorization|device/code|oauth/device/code|device)/?$", re.I)
-REVOKE_RE = re.compile(r"/(revoke|revocation|token/revoke|oauth2/v\d/revoke|oauth2/revoke|protocol/openid-connect/revoke)"
+REVOKE_RE = re.compile(r"/(revoke|revocation|token/revoke|oauth2/v\d/revoke|oauth2/revoke"
+                       r"|protocol/openid-connect/revoke)"
                        r"/?$", re.I)
 REGISTER_RE = re.compile(r"/(register|registration|connect/register|oauth2?/register|clients-registrations/[^/]+)/?$",
                          re.I)
@@ -119,7 +120,8 @@ _ID = r"\s*[:#]?\s*([A-Za-z0-9][A-Za-z0-9_.-]{7,80})"
 ERROR_PAGES: tuple[ErrorPage, ...] = (
     ErrorPage("Google", ("accounts.google.com",), None, re.compile(r"Error\s+\d{3}\s*:\s*[a-z_]+"),
               re.compile(r"Error\s+\d{3}\s*:\s*([a-z_]+)"),
-              re.compile(r"(?is)Error\s+\d{3}\s*:\s*[a-z_]+\s*</[^>]+>(.{0,600}?)(?:Request details|If you are a developer"
+              re.compile(r"(?is)Error\s+\d{3}\s*:\s*[a-z_]+\s*</[^>]+>(.{0,600}?)"
+                         r"(?:Request details|If you are a developer"
                          r"|<a |</main>|$)")),
     ErrorPage("Okta", ("okta.com", "oktapreview.com", "okta-emea.com"), None,
               re.compile(r"(?i)error[ -]?code|o-form-explain|errorSummary"),

@@ -1666,7 +1666,9 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         next_step="Retry the same request interactively (without prompt=none).",
         source=_OIDC,
         interactive=(
-            'The provider ended an interactive sign-in with interaction_required: the request did not use prompt=none, so a page could have been shown; a policy (MFA, device compliance, terms of use) refused to continue, or the user left a required step.'
+            "The provider ended an interactive sign-in with interaction_required: the request did not"
+            " use prompt=none, so a page could have been shown; a policy (MFA, device compliance, "
+            "terms of use) refused to continue, or the user left a required step."
         ),
     ),
     Entry(
@@ -1687,7 +1689,8 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_OIDC,
         interactive=(
-            'The provider ended an interactive sign-in with login_required although the request did not use prompt=none: the user declined or abandoned the login, or a policy refused it.'
+            "The provider ended an interactive sign-in with login_required although the request did "
+            "not use prompt=none: the user declined or abandoned the login, or a policy refused it."
         ),
     ),
     Entry(
@@ -1707,7 +1710,8 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_OIDC,
         interactive=(
-            'The provider ended an interactive sign-in with account_selection_required although the request did not use prompt=none: no account was chosen.'
+            "The provider ended an interactive sign-in with account_selection_required although the "
+            "request did not use prompt=none: no account was chosen."
         ),
     ),
     Entry(
@@ -1724,7 +1728,9 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         next_step="Retry interactively so the user can consent.",
         source=_OIDC,
         interactive=(
-            'The provider ended an interactive sign-in with consent_required although the request did not use prompt=none: the user declined consent, or a policy does not let this user consent to the app.'
+            "The provider ended an interactive sign-in with consent_required although the request did"
+            " not use prompt=none: the user declined consent, or a policy does not let this user "
+            "consent to the app."
         ),
     ),
     Entry(
@@ -1987,7 +1993,10 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
             "registered clients (e.g. a public client with client_secret_basic)",
             "a field of the wrong type or an unknown value",
         ),
-        next_step="Compare the registration request with the provider's *_supported metadata and fix the field named in error_description.",
+        next_step=(
+            "Compare the registration request with the provider's *_supported metadata and fix the "
+            "field named in error_description."
+        ),
         source=_RFC7591,
     ),
     Entry(
@@ -2025,7 +2034,10 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
     Entry(
         code="client_not_found",
         title="The provider does not know this client_id.",
-        meaning="Keycloak's error page 'Client not found.': the realm has no client with the client_id the request sent.",
+        meaning=(
+            "Keycloak's error page 'Client not found.': the realm has no client with the client_id the "
+            "request sent."
+        ),
         causes=("a typo in client_id, or the client exists in another realm",),
         next_step="Check the client_id and the realm in the authorize URL.",
         source="Keycloak Errors.CLIENT_NOT_FOUND",
@@ -2147,7 +2159,8 @@ APP_ERRORS: tuple[AppError, ...] = (
     AppError(re.compile(r"State cookie was missing|InvalidCheck:?\s*state|state value could not be parsed", re.I),
              "Auth.js / NextAuth", "state_mismatch", "its state cookie did not come back with the callback"),
     AppError(re.compile(r"PKCE code_verifier cookie was missing|InvalidCheck:?\s*pkce|pkceCodeVerifier", re.I),
-             "Auth.js / NextAuth", "pkce_mismatch", "its PKCE code_verifier cookie did not come back with the callback"),
+             "Auth.js / NextAuth", "pkce_mismatch",
+             "its PKCE code_verifier cookie did not come back with the callback"),
     AppError(re.compile(r"nonce cookie was missing|InvalidCheck:?\s*nonce", re.I), "Auth.js / NextAuth",
              "nonce_mismatch", "its nonce cookie did not come back with the callback"),
     AppError(re.compile(r"Unable to verify authorization request state", re.I), "passport (passport-oauth2)",

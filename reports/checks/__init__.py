@@ -5,7 +5,7 @@ one module per family:
 |---|---|
 | `codes.py` | reused_code, reused_refresh_token, duplicate_redirect |
 | `audience.py` | wrong_audience (token aud, requested resource, a refusal naming the audience) |
-| `binding.py` | state_mismatch, nonce_mismatch, pkce_mismatch, redirect_uri_mismatch; an app's own error page mapped to them |
+| `binding.py` | state_mismatch, nonce_mismatch, pkce_mismatch, redirect_uri_mismatch (also from an app's error page) |
 | `lifetimes.py` | expired_token, token_revoked |
 | `grants.py` | issuer_mismatch, scope_not_granted |
 | `loops.py` | redirect_loop |

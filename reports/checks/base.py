@@ -51,6 +51,11 @@ def said(h: Hop, limit: int = 300) -> str:
     return (f"“{msg[:limit]}”" if msg else "") + (f" ({ids})" if ids else "")
 
 
+def ids_of(h: Hop) -> dict[str, Any]:
+    """The ids of a hop's error answer, as finding details."""
+    return dict(h.error.ids()) if h.error else {}
+
+
 def ids_text(h: Hop) -> str:
     return "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in (h.error.ids() if h.error else {}).items())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from authtrace.reports.catalogue import app_error
-from authtrace.reports.checks.base import finding, said
+from authtrace.reports.checks.base import finding, ids_of, said
 from authtrace.reports.index import SessionIndex
 from authtrace.store.records import Finding, Hop, Role, Severity
 
@@ -160,7 +160,7 @@ def app_says(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
             title=f"The app refused the callback ({known.framework}: {_label(kind)}).",
             explanation=f"{h.label} {h.where} answered {h.status}: {said(h)}. That is {known.framework}'s error: "
                         f"{known.meaning}. {why}",
-            evidence=[*extra, h], framework=known.framework, **(h.error.ids())))
+            evidence=[*extra, h], framework=known.framework, **ids_of(h)))
     return out
 
 

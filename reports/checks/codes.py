@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from authtrace.reports.checks.base import finding, said
+from authtrace.reports.checks.base import finding, ids_of, said
 from authtrace.reports.index import SessionIndex
 from authtrace.store import clock
 from authtrace.store.records import Actor, Finding, Hop, Instant, Role, Severity
@@ -83,7 +83,7 @@ def reused_code(s: SessionIndex) -> list[Finding]:
         out.append(finding(kind="reused_code", variant=variant, severity=Severity.ERROR, title=title,
                            explanation=expl, evidence=hs, code=code, issued=Instant(t_issued),
                            first_use_failed=first_use_failed, same_page=page is not None,
-                           **(failing.error.ids() if failing.error else {})))
+                           **ids_of(failing)))
     return out
 
 
@@ -123,16 +123,18 @@ def reused_refresh_token(s: SessionIndex) -> list[Finding]:
             family = _family(s, issued_by, rt)
             later = [g for g in s.hops if g.started > h.started and g.role == Role.TOKEN and not g.ok
                      and g.params.get("grant_type") == "refresh_token" and g.params.get("refresh_token") in family]
+            access = _access_family(s, family)
             refused = [g for g in s.hops if g.started > h.started and g.role in (Role.API, Role.USERINFO)
-                       and g.status == 401 and any(t.fingerprint in _access_family(s, family) for t in g.presented_tokens())]
+                       and g.status == 401 and any(t.fingerprint in access for t in g.presented_tokens())]
             expl = (f"{first.label} exchanged refresh token {rt} at {clock.time_of_day(first.started)} and received "
                     f"a new one (rotation); {h.label} presented the old one again "
                     f"{clock.duration(h.started - first.started)} later and was refused with invalid_grant"
                     + (f" ({said(h)})" if said(h) else "") + ". A rotated refresh token works once; providers treat "
                     "its reuse as a stolen token and usually revoke the whole grant family, so later refreshes and "
                     "the access tokens issued from it fail too")
-            expl += (": here " + ", ".join(f"{g.label} ({g.status} {g.error.error if g.error else ''})".replace(" )", ")")
-                                          for g in [*later, *refused]) + " failed after it." if later or refused else ".")
+            failed = [f"{g.label} ({g.status}" + (f" {g.error.error})" if g.error and g.error.error else ")")
+                      for g in [*later, *refused]]
+            expl += (": here " + ", ".join(failed) + " failed after it.") if failed else "."
             out.append(finding(kind="reused_refresh_token", severity=Severity.ERROR,
                                title=f"The refresh token {rt} was used again after rotation had replaced it: "
                                      "refresh-token reuse.",

@@ -15,8 +15,16 @@ from collections import defaultdict
 from typing import Any
 
 from authtrace.reports.catalogue import explain_text
-from authtrace.reports.checks.base import SILENT_ERRORS, app_answered, expected_error, finding, ids_text, \
-    prompt_none, said
+from authtrace.reports.checks.base import (
+    SILENT_ERRORS,
+    app_answered,
+    expected_error,
+    finding,
+    ids_of,
+    ids_text,
+    prompt_none,
+    said,
+)
 from authtrace.reports.index import SessionIndex
 from authtrace.store import clock
 from authtrace.store.records import Finding, Hop, Role, Severity, as_num, as_str
@@ -136,7 +144,7 @@ def failed_hop(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
                            title=f"The {h.role} step {h.where} failed ({status}).",
                            explanation=f"{h.label} {h.where} answered {status}{who}" + (f": {msg}" if msg else "."),
                            facts={"host": h.host, "when": clock.stamp(h.started)}, evidence=[h], status=status,
-                           message=h.error.specific if h.error else None, **(h.error.ids() if h.error else {})))
+                           message=h.error.specific if h.error else None, **ids_of(h)))
     return out
 
 
