@@ -173,6 +173,8 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
         ctx.saw_callback()
     elif role == Role.AUTHORIZE:
         ctx.saw_authorize(ex.host, hop.started, p.get("redirect_uri"))
+    if role in (Role.AUTHORIZE, Role.LOGIN) and ex.method in ("GET", "POST"):
+        ctx.saw_step(ex.url, ex.host, location)
     out = [hop]
     # a redirect whose fragment carries the answer: the callback the browser makes shows nothing
     if role != Role.CALLBACK and lp is not None and any(k in loc_frag for k in CALLBACK_KEYS):

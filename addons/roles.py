@@ -41,7 +41,7 @@ def might_be_auth(url: str, host: str, has_auth_header: bool, body_head: bytes, 
         return True
     if location and any(m in location for m in LOCATION_MARKERS):
         return True
-    return host in ctx.idp_hosts or host in ctx.open_authorize
+    return host in ctx.idp_hosts or host in ctx.open_authorize or url in ctx.steps
 
 
 @dataclass(slots=True, frozen=True)
@@ -106,11 +106,17 @@ def role_of(r: Request, answer_json: Any, ctx: CaptureContext) -> Role | None:
         return Role.API
     if pv.STATIC_RE.search(r.path):
         return None
-    if r.host in ctx.open_authorize and is_navigation(r):
+    if (r.host in ctx.open_authorize or r.url in ctx.steps or _from_page(r, ctx)) and is_navigation(r):
         if p.get("error") or (isinstance(answer_json, dict) and answer_json.get("error")):
             return Role.ERROR
         return Role.LOGIN
     return None
+
+
+def _from_page(r: Request, ctx: CaptureContext) -> bool:
+    """A form posted from a provider page of a sign-in, to the same host."""
+    ref = r.headers.get("referer", "")
+    return r.method == "POST" and bool(ref) and ref in ctx.pages and (split(ref).hostname or "").lower() == r.host
 
 
 def looks_like_callback(r: Request, ctx: CaptureContext) -> bool:

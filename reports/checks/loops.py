@@ -61,10 +61,11 @@ def _came_back(s: SessionIndex, a: Hop, b: Hop) -> bool:
 def _back(s: SessionIndex, a: Hop, b: Hop) -> Hop | None:
     """The hop showing that attempt `a` came back to the app before attempt `b` began: a callback in
     between, or a provider answer of `a`'s attempt that redirected to its redirect URI."""
-    for h in s.hops:
-        if a.started < h.started < b.started:
-            if h.role == Role.CALLBACK:
-                return h
-            if h.answer.location and s.attempt_of(h) is a and (h.answer.issued_code or h.error is not None):
-                return h
+    between = [h for h in s.hops if a.started < h.started < b.started]
+    for h in between:
+        if h.role == Role.CALLBACK:
+            return h
+    for h in between:
+        if h.answer.location and s.attempt_of(h) is a and (h.answer.issued_code or h.error is not None):
+            return h
     return None
