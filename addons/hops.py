@@ -31,7 +31,7 @@ from authtrace.addons.decode import (
 )
 from authtrace.addons.message import Exchange, from_flow, json_body, lower_keys, pairs
 from authtrace.addons.roles import CALLBACK_KEYS, Request, might_be_auth, role_of
-from authtrace.addons.secrets import JWT_RE, Fingerprinter, s256
+from authtrace.addons.secrets import JWT_RE, PASSWORD_NAMES, SECRET_NAMES, Fingerprinter, s256
 from authtrace.store.records import Actor, Answer, ErrorAnswer, Hop, Initiator, Params, Role, Token
 
 _HIDDEN_CODE = re.compile(r'name="code"\s+value="([^"]+)"|value="([^"]+)"\s+name="code"')
@@ -234,9 +234,8 @@ def _answer(role: Role, ex: Exchange, doc: Any, ctx: CaptureContext, tokens: lis
             v = doc.get(k)
             if isinstance(v, str) and v and (k != "issued_token_type" or JWT_RE.fullmatch(v)):
                 tokens.append(_token(ctx, v, f"response.{k}", "access_token" if k == "token" else k))
-        answer.fields = {str(k)[:100]: (fpr.value(k, v) if isinstance(v, str) else v)
-                         for k, v in list(doc.items())[:100]
-                         if isinstance(v, (str, int, float, bool)) or v is None or k in ("scope", "error_codes")}
+        answer.fields = {fpr.text(str(k)[:100]): fv for k, v in list(doc.items())[:100]
+                         if (fv := _field(fpr, str(k), v)) is not _SKIP}
     if role == Role.DISCOVERY:
         answer.issuer = ctx.learn_discovery(doc, ex.host)
     elif role == Role.JWKS:
@@ -245,6 +244,23 @@ def _answer(role: Role, ex: Exchange, doc: Any, ctx: CaptureContext, tokens: lis
         answer.kids = tuple(str(k.get("kid"))[:200] for k in (keys if isinstance(keys, list) else [])[:50]
                             if isinstance(k, dict) and k.get("kid") is not None)
     return answer
+
+
+_SKIP = object()
+
+
+def _field(fpr: Fingerprinter, name: str, v: Any) -> Any:
+    """One field of a token answer as stored: text redacted, a secret's value fingerprinted whatever its
+    type, lists (scope, error_codes) of scalars only; anything else left out."""
+    if isinstance(v, str):
+        return fpr.value(name, v)
+    secret = name.lower() in SECRET_NAMES or name.lower() in PASSWORD_NAMES
+    if isinstance(v, (int, float, bool)) or v is None:
+        return fpr.value(name, str(v)) if secret and v is not None else v
+    if isinstance(v, list) and not secret and name in ("scope", "error_codes"):
+        return [fpr.text(x) if isinstance(x, str) else x for x in v[:100]
+                if isinstance(x, (str, int, float, bool)) or x is None]
+    return _SKIP
 
 
 def _issued(role: Role, ex: Exchange, loc_q: dict[str, str], loc_frag: dict[str, str], answer: Answer,
