@@ -65,6 +65,7 @@ class Entry:
 
 
 _ENTRA = "Microsoft Entra ID error reference"
+_B2C = "Azure AD B2C error codes"
 
 # --------------------------------------------------------------------------
 # Microsoft Entra ID (Azure AD) AADSTS codes
@@ -1416,10 +1417,99 @@ _AADSTS_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_ENTRA,
     ),
+    # --- Azure AD B2C: AADB2C codes, named in error_description ("AADB2C90118: ...") -----
+    Entry(
+        code="AADB2C90118",
+        title="The user chose 'Forgot your password?'.",
+        meaning=(
+            "A signal for the app, not a fault of the provider: B2C ends the "
+            "sign-in user flow with this code when the user clicks 'Forgot "
+            "your password?', and the app must start the password-reset user "
+            "flow (or use a combined flow)."
+        ),
+        causes=(
+            "the user clicked 'Forgot your password?' on the sign-in page",
+        ),
+        next_step=(
+            "Handle AADB2C90118 in the app: redirect to the password-reset "
+            "policy instead of showing an error."
+        ),
+        source=_B2C,
+        signal=True,
+    ),
+    Entry(
+        code="AADB2C90091",
+        title="The user cancelled the B2C page.",
+        meaning=(
+            "A signal for the app, not a fault of the provider: the user "
+            "clicked Cancel on a B2C page (sign-up, profile edit, password "
+            "reset), and B2C returns access_denied with this code."
+        ),
+        causes=("the user clicked Cancel",),
+        next_step=(
+            "Handle AADB2C90091 in the app: return the user to where they were,"
+            " without an error page."
+        ),
+        source=_B2C,
+        signal=True,
+    ),
+    Entry(
+        code="AADB2C90006",
+        title=(
+            "The redirect URI is not registered for the B2C application."
+        ),
+        meaning=(
+            "The redirect_uri of the request is not one of the application's "
+            "registered reply URLs."
+        ),
+        causes=(
+            "the reply URL differs (scheme, host, port, path) from the "
+            "registration",
+        ),
+        next_step=(
+            "Register the exact redirect URI the app sends in the B2C app "
+            "registration."
+        ),
+        source=_B2C,
+    ),
+    Entry(
+        code="AADB2C90077",
+        title="No B2C session for a silent request.",
+        meaning=(
+            "The request used prompt=none but the user has no session at B2C, "
+            "so no token can be issued silently."
+        ),
+        causes=(
+            "the B2C session expired or the user signed out",
+            "third-party cookies are blocked, so a hidden iframe cannot see "
+            "the B2C session",
+        ),
+        next_step="Fall back to an interactive sign-in.",
+        source=_B2C,
+    ),
+    Entry(
+        code="AADB2C90080",
+        title="The grant has expired.",
+        meaning=(
+            "The authorization code or refresh token presented to B2C has "
+            "expired."
+        ),
+        causes=(
+            "the refresh token passed its lifetime or the code was redeemed"
+            " too late",
+        ),
+        next_step=(
+            "Sign the user in interactively to get a new grant."
+        ),
+        source=_B2C,
+    ),
 )
 
 AADSTS: dict[int, Entry] = {
-    int(entry.code.removeprefix("AADSTS")): entry for entry in _AADSTS_ENTRIES
+    int(entry.code.removeprefix("AADSTS")): entry for entry in _AADSTS_ENTRIES if entry.code.startswith("AADSTS")
+}
+B2C: dict[int, Entry] = {
+    int(entry.code.removeprefix("AADB2C")): entry for entry in _AADSTS_ENTRIES if entry.code.startswith("AADB2C")
 }
 
 # --------------------------------------------------------------------------
@@ -1430,6 +1520,7 @@ _RFC6749_AUTHZ = "RFC 6749 §4.1.2.1 / §4.2.2.1"
 _RFC6749_TOKEN = "RFC 6749 §5.2"
 _OIDC = "OpenID Connect Core 1.0 §3.1.2.6"
 _RFC8628 = "RFC 8628 §3.5"
+_RFC7591 = "RFC 7591 §3.2.2"
 
 _OAUTH_ENTRIES: tuple[Entry, ...] = (
     Entry(
@@ -1956,11 +2047,6 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_ENTRA,
     ),
-)
-
-_RFC7591 = "RFC 7591 §3.2.2"
-
-_MORE_ENTRIES: tuple[Entry, ...] = (
     Entry(
         code="invalid_redirect_uri",
         title="A redirect URI is not allowed.",
@@ -1977,12 +2063,17 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
             "a registration policy forbids the scheme or host (http, "
             "localhost, custom schemes)",
         ),
-        next_step="Register the exact redirect URI the app sends, or send the registered one.",
+        next_step=(
+            "Register the exact redirect URI the app sends, or send the "
+            "registered one."
+        ),
         source=f"{_RFC7591}; Keycloak Errors.INVALID_REDIRECT_URI",
     ),
     Entry(
         code="invalid_client_metadata",
-        title="The client registration carries invalid metadata.",
+        title=(
+            "The client registration carries invalid metadata."
+        ),
         meaning=(
             "Dynamic client registration refused one of the metadata fields "
             "(grant_types, response_types, token_endpoint_auth_method, scope, "
@@ -2002,22 +2093,40 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
     Entry(
         code="invalid_software_statement",
         title="The software statement is invalid.",
-        meaning="Dynamic client registration refused the software_statement JWT (signature, issuer or content).",
-        causes=("the statement is expired, signed by an untrusted key, or malformed",),
-        next_step="Obtain a fresh software statement from its issuer.",
+        meaning=(
+            "Dynamic client registration refused the software_statement JWT "
+            "(signature, issuer or content)."
+        ),
+        causes=(
+            "the statement is expired, signed by an untrusted key, or "
+            "malformed",
+        ),
+        next_step=(
+            "Obtain a fresh software statement from its issuer."
+        ),
         source=_RFC7591,
     ),
     Entry(
         code="unapproved_software_statement",
         title="The software statement is not approved.",
-        meaning="Dynamic client registration does not accept software statements from this issuer.",
-        causes=("the provider only accepts statements of approved publishers",),
-        next_step="Ask the provider's administrator which software statements it accepts.",
+        meaning=(
+            "Dynamic client registration does not accept software statements "
+            "from this issuer."
+        ),
+        causes=(
+            "the provider only accepts statements of approved publishers",
+        ),
+        next_step=(
+            "Ask the provider's administrator which software statements it "
+            "accepts."
+        ),
         source=_RFC7591,
     ),
     Entry(
         code="redirect_uri_mismatch",
-        title="The redirect URI is not registered for the client.",
+        title=(
+            "The redirect URI is not registered for the client."
+        ),
         meaning=(
             "Google (and GitHub) name a redirect URI that is not one of the "
             "client's authorized redirect URIs this way; the provider shows "
@@ -2028,7 +2137,10 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
             "from the registered URI",
             "the URI was added to another client or project",
         ),
-        next_step="Add the exact redirect URI from the request to the client's authorized redirect URIs.",
+        next_step=(
+            "Add the exact redirect URI from the request to the client's "
+            "authorized redirect URIs."
+        ),
         source="Google OAuth 2.0 error page",
     ),
     Entry(
@@ -2038,8 +2150,12 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
             "Keycloak's error page 'Client not found.': the realm has no client with the client_id the "
             "request sent."
         ),
-        causes=("a typo in client_id, or the client exists in another realm",),
-        next_step="Check the client_id and the realm in the authorize URL.",
+        causes=(
+            "a typo in client_id, or the client exists in another realm",
+        ),
+        next_step=(
+            "Check the client_id and the realm in the authorize URL."
+        ),
         source="Keycloak Errors.CLIENT_NOT_FOUND",
     ),
     Entry(
@@ -2054,77 +2170,15 @@ _MORE_ENTRIES: tuple[Entry, ...] = (
             "cookies blocked (third-party context, an iframe, privacy settings)",
             "the login was continued in another browser or after the cookie expired",
         ),
-        next_step="Sign in again in a first-party window with cookies allowed.",
+        next_step=(
+            "Sign in again in a first-party window with cookies allowed."
+        ),
         source="Keycloak Errors.COOKIE_NOT_FOUND",
     ),
 )
 
-OAUTH_ERRORS: dict[str, Entry] = {entry.code: entry for entry in (*_OAUTH_ENTRIES, *_MORE_ENTRIES)}
+OAUTH_ERRORS: dict[str, Entry] = {entry.code: entry for entry in _OAUTH_ENTRIES}
 
-# --------------------------------------------------------------------------
-# Azure AD B2C AADB2C codes (error_description "AADB2C90118: ...")
-# --------------------------------------------------------------------------
-
-_B2C = "Azure AD B2C error codes"
-
-_B2C_ENTRIES: tuple[Entry, ...] = (
-    Entry(
-        code="AADB2C90118",
-        title="The user chose 'Forgot your password?'.",
-        meaning=(
-            "A signal for the app, not a fault of the provider: B2C ends the "
-            "sign-in user flow with this code when the user clicks 'Forgot "
-            "your password?', and the app must start the password-reset user "
-            "flow (or use a combined flow)."
-        ),
-        causes=("the user clicked 'Forgot your password?' on the sign-in page",),
-        next_step=(
-            "Handle AADB2C90118 in the app: redirect to the password-reset "
-            "policy instead of showing an error."
-        ),
-        source=_B2C,
-        signal=True,
-    ),
-    Entry(
-        code="AADB2C90091",
-        title="The user cancelled the B2C page.",
-        meaning=(
-            "A signal for the app, not a fault of the provider: the user "
-            "clicked Cancel on a B2C page (sign-up, profile edit, password "
-            "reset), and B2C returns access_denied with this code."
-        ),
-        causes=("the user clicked Cancel",),
-        next_step="Handle AADB2C90091 in the app: return the user to where they were, without an error page.",
-        source=_B2C,
-        signal=True,
-    ),
-    Entry(
-        code="AADB2C90006",
-        title="The redirect URI is not registered for the B2C application.",
-        meaning="The redirect_uri of the request is not one of the application's registered reply URLs.",
-        causes=("the reply URL differs (scheme, host, port, path) from the registration",),
-        next_step="Register the exact redirect URI the app sends in the B2C app registration.",
-        source=_B2C,
-    ),
-    Entry(
-        code="AADB2C90077",
-        title="No B2C session for a silent request.",
-        meaning="The request used prompt=none but the user has no session at B2C, so no token can be issued silently.",
-        causes=("the B2C session expired or the user signed out",),
-        next_step="Fall back to an interactive sign-in.",
-        source=_B2C,
-    ),
-    Entry(
-        code="AADB2C90080",
-        title="The grant has expired.",
-        meaning="The authorization code or refresh token presented to B2C has expired.",
-        causes=("the refresh token passed its lifetime or the code was redeemed too late",),
-        next_step="Sign the user in interactively to get a new grant.",
-        source=_B2C,
-    ),
-)
-
-B2C: dict[int, Entry] = {int(e.code.removeprefix("AADB2C")): e for e in _B2C_ENTRIES}
 
 # --------------------------------------------------------------------------
 # Relying-party frameworks: the words their error pages and logs use, and the kind they mean

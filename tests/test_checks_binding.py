@@ -1,9 +1,13 @@
 """state, nonce, PKCE and redirect_uri: what binds an answer to its request."""
 
+import json
+import time
 from urllib.parse import urlencode
 
-from builders import signin_flows
-from checkkit import findings, kinds
+from authtrace.addons.secrets import s256
+
+from builders import APP, CLIENT_ID, IDP, TENANT, flow, make_jwt, signin_flows
+from checkkit import findings, kinds, one, op_steps, spa_token
 
 
 def test_altered_state_is_state_mismatch(tmp_path):
@@ -52,18 +56,6 @@ def test_redirect_uri_mismatch(tmp_path):
     flows[4].request.content = flows[4].request.content.replace(b"signin-oidc", b"signin-oidc%2F")
     fs, _ = findings(tmp_path, flows)
     assert kinds(fs) == ["redirect_uri_mismatch"]
-
-
-
-# ---- round 2 -----------------------------------------------------------------------------------------
-
-import json  # noqa: E402
-import time  # noqa: E402
-
-from builders import APP, CLIENT_ID, IDP, TENANT, flow, make_jwt  # noqa: E402
-from checkkit import OP, SPA, one, op_steps, spa_token  # noqa: E402
-
-from authtrace.addons.secrets import s256  # noqa: E402
 
 
 def _refresh(t: float, id_token: str) -> "flow":

@@ -1,9 +1,13 @@
 """reused_code and duplicate_redirect: one authorization code used more than once."""
 
+import json
 import time
+from urllib.parse import urlencode
 
-from builders import signin_flows
-from checkkit import findings, foundry, kinds, one, token_error
+from authtrace.addons.secrets import s256
+
+from builders import chrome_har, flow, signin_flows
+from checkkit import OP, SPA, findings, foundry, kinds, one, op_steps, token_error
 
 
 def test_code_redeemed_twice_aadsts54005(tmp_path):
@@ -28,8 +32,6 @@ def test_code_redeemed_twice_aadsts54005(tmp_path):
     idp = one(fs, "idp_error")
     assert "AADSTS54005" in idp.title and "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b" in idp.explanation
     assert idp.details["correlation_id"] == "11111111-2222-3333-4444-555555555555"
-
-
 
 
 def test_foundry_handler_second_hit_already_redeemed(tmp_path):
@@ -60,17 +62,6 @@ def test_first_redemption_already_redeemed_after_single_callback(tmp_path):
     assert kinds(fs) == ["idp_error", "reused_code"]
     assert "outside the captured traffic" in one(fs, "reused_code").title
 
-
-
-# ---- round 2 -----------------------------------------------------------------------------------------
-
-import json  # noqa: E402
-from urllib.parse import urlencode  # noqa: E402
-
-from builders import chrome_har, flow  # noqa: E402
-from checkkit import OP, SPA, op_steps  # noqa: E402
-
-from authtrace.addons.secrets import s256  # noqa: E402
 
 MSAL_HEADERS = {"content-type": "application/x-www-form-urlencoded;charset=utf-8", "origin": f"https://{SPA}",
                 "referer": f"https://{SPA}/", "sec-fetch-mode": "cors", "sec-fetch-dest": "empty",

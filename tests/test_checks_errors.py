@@ -1,10 +1,11 @@
 """idp_error and failed_hop: errors the answers name, and normal answers that are not errors."""
 
+import json
 import time
 from urllib.parse import urlencode
 
-from builders import APP, CLIENT_ID, IDP, flow, signin_flows
-from checkkit import findings, kinds, token_error
+from builders import APP, CLIENT_ID, IDP, TENANT, chrome_har, flow, signin_flows
+from checkkit import OP, findings, foundry, kinds, one, op_steps, token_error
 
 
 def test_idp_error_redirect_explained_with_ids(tmp_path):
@@ -41,14 +42,6 @@ def test_normal_error_answers_are_quiet(tmp_path):
     fs, hops = findings(tmp_path, poll + [silent] + signin_flows(t0=t + 20))
     assert fs == [] and "callback" in [h.role for h in hops]
 
-
-
-# ---- round 2 -----------------------------------------------------------------------------------------
-
-import json  # noqa: E402
-
-from builders import TENANT, chrome_har  # noqa: E402
-from checkkit import OP, foundry, one, op_steps  # noqa: E402
 
 CORR, SESS = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 
@@ -311,3 +304,19 @@ def test_consent_required_after_an_interactive_prompt_says_what_the_capture_show
     f = one(fs, "idp_error")
     assert "did not use prompt=none" in f.explanation and "user declined consent" in f.explanation
     assert "“consent not given”" in f.explanation
+
+
+def test_adfs_error_page_names_msis_code_and_activity_id(tmp_path):
+    page = flow("GET", "https://adfs.contoso.test/adfs/oauth2/authorize?" + urlencode({
+        "client_id": "web", "response_type": "code", "redirect_uri": "https://app.test/wrong", "state": "s"}),
+        t=time.time() - 30, resp_headers={"content-type": "text/html; charset=utf-8"},
+        resp_body="<html><head><title>Sign In</title></head><body><div id=\"errorArea\"><div id=\"openingMessage\">"
+                  "An error occurred. Contact your administrator for more information.</div><div id=\"errorDetails\">"
+                  "<span class=\"bold\">Error details</span><ul><li>Activity ID: 00000000-0000-0000-5c26-0080000000cf"
+                  "</li><li>Error details: MSIS9224: Received invalid OAuth authorization request. The received "
+                  "'redirect_uri' parameter is not a valid registered redirect URI for the client identifier: "
+                  "'web'.</li><li>Error time: Tue, 01 Dec 2026 10:00:00 GMT</li></ul></div></div></body></html>")
+    fs, _ = findings(tmp_path, [page])
+    assert kinds(fs) == ["idp_error"] and "MSIS9224 (ADFS error page)" in fs[0].title
+    assert fs[0].details["correlation_id"] == "00000000-0000-0000-5c26-0080000000cf"
+    assert "not a valid registered redirect URI" in fs[0].explanation

@@ -144,7 +144,7 @@ def test_prop_every_check_survives_hostile_json(flows):
     assert failures == [], failures
 
 
-@settings(max_examples=max(10, EXAMPLES // 10), deadline=None, database=None,
+@settings(max_examples=max(5, EXAMPLES // 15), deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(signin())

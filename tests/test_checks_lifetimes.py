@@ -2,9 +2,13 @@
 
 import re
 import time
+from email.utils import formatdate
 
-from builders import API, flow, make_jwt, signin_flows
-from checkkit import findings, kinds
+from authtrace.addons.secrets import s256
+from authtrace.reports.verdict import notes
+
+from builders import API, chrome_har, flow, make_jwt, signin_flows
+from checkkit import api_call, findings, kinds, op_steps, preflight, sanitized, spa_token
 
 
 def test_expired_token_refused(tmp_path):
@@ -27,7 +31,6 @@ def test_token_revoked_after_it_worked(tmp_path):
     assert kinds(fs) == ["token_revoked"]
 
 
-
 def test_token_just_past_exp_and_refused_is_expired(tmp_path):
     """Within the leeway an expired token the API still accepts is no alarm; refused, it is the cause."""
     now = float(int(time.time()))
@@ -40,18 +43,6 @@ def test_token_just_past_exp_and_refused_is_expired(tmp_path):
     fs, _ = findings(tmp_path, [refused])
     assert kinds(fs) == ["expired_token"] and fs[0].severity == "error" and re.search(r"expired 60(\.\d)? s before use", fs[0].title)
     assert findings(tmp_path, [accepted])[0] == []
-
-
-# ---- round 2 -----------------------------------------------------------------------------------------
-
-import json  # noqa: E402
-from email.utils import formatdate  # noqa: E402
-
-from builders import chrome_har  # noqa: E402
-from checkkit import OP, SPA, api_call, one, op_steps, preflight, sanitized, spa_token  # noqa: E402
-
-from authtrace.addons.secrets import s256  # noqa: E402
-from authtrace.reports.verdict import notes  # noqa: E402
 
 
 def _spa_signin(t: float, expires_in: int, access_token: str = "opaque-access-token-value-1"):

@@ -4,7 +4,7 @@ import json
 import time
 from urllib.parse import urlencode
 
-from builders import IDP, TENANT, CLIENT_ID, APP, flow
+from builders import APP, CLIENT_ID, IDP, TENANT, flow
 from checkkit import findings, kinds, one, op_steps
 
 

@@ -140,8 +140,9 @@ def failed_hop(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
         msg = said(h)
         status = h.status if h.status is not None else "no response"
         who = " (the app's answer)" if app_answered(h) else ""
+        short = (h.error.specific if h.error else "")[:120]
         out.append(finding(kind="failed_hop", severity=Severity.ERROR,
-                           title=f"The {h.role} step {h.where} failed ({status}).",
+                           title=f"The {h.role} step {h.where} failed ({status})" + (f": “{short}”." if short else "."),
                            explanation=f"{h.label} {h.where} answered {status}{who}" + (f": {msg}" if msg else "."),
                            facts={"host": h.host, "when": clock.stamp(h.started)}, evidence=[h], status=status,
                            message=h.error.specific if h.error else None, **ids_of(h)))
