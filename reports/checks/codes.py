@@ -50,10 +50,11 @@ def reused_code(s: SessionIndex) -> list[Finding]:
             words = said(failing)
             title = (f"The authorization code {code} was rejected as already redeemed on its first use in this "
                      f"capture: something outside the captured traffic presented it first.")
-            expl = (f"{failing.label} {failing.where} answered {failing.status} saying the code was already used"
-                    + (f" ({words})" if words else "") + f", {clock.duration(failing.started - t_issued)} after "
-                    "the code was issued. No earlier request carrying this code passed through the proxy, so "
-                    "another client redeemed it first.")
+            when = (f" {clock.duration(failing.started - t_issued)} after the code was issued" if code in issued
+                    else "")
+            expl = (f"{failing.label} {failing.where} answered {failing.status}{when}, saying the code was already "
+                    "used" + (f": {words}" if words else "") + ". No earlier request carrying this code passed "
+                    "through the proxy, so another client redeemed it first.")
         elif page is not None:
             variant = "same_page"
             a, b, gap_ms = page

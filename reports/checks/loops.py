@@ -49,7 +49,8 @@ def redirect_loop(s: SessionIndex) -> list[Finding]:
             title=(f"The app started the sign-in {len(shown)} times in "
                    f"{clock.duration(shown[-1].started - shown[0].started)} for client {cid}: a redirect loop."
                    if len(shown) >= 2 else f"{host} stopped a sign-in loop for client {cid} (AADSTS50196)."),
-            explanation=expl, evidence=[*shown, *(b for b in backs if b is not None), *said[:1]],
+            explanation=expl, evidence=sorted([*shown, *(b for b in backs if b is not None), *said[:1]],
+                                              key=lambda h: h.started),
             count=len(shown), stopped_by_provider=bool(said)))
     return out
 
