@@ -2,6 +2,7 @@
 capture itself that are not faults of the sign-in)."""
 from __future__ import annotations
 
+from authtrace.reports.checks.base import lost_token
 from authtrace.store.records import Actor, Finding, Hop, Role, Severity
 
 
@@ -58,15 +59,9 @@ def sanitized_evidence(hops: list[Hop]) -> str:
     request without a token (RFC 6750 §3.1: a request with no token gets no error code); or a browser
     sign-in through a provider's login pages in which no request sent or set a cookie."""
     why = []
-    lost = [h for h in hops if not h.presented_tokens() and h.role in (Role.API, Role.USERINFO)]
-    announced = [h for h in lost if h.initiator is not None and "authorization" in h.initiator.preflight]
-    if announced:
-        why.append(f"#{announced[0].number}'s CORS preflight announced an Authorization header the request does "
-                   "not carry")
-    named = [h for h in lost if h.answer.www_authenticate.get("error")]
-    if named:
-        why.append(f"#{named[0].number} was refused with error=\"{named[0].answer.www_authenticate['error'][:40]}\" "
-                   "although the request shows no token")
+    lost = [(h, said) for h in hops if h.role in (Role.API, Role.USERINFO) and (said := lost_token(h))]
+    if lost:
+        why.append(f"#{lost[0][0].number}: {lost[0][1]}")
     browser = [h for h in hops if h.actor == Actor.BROWSER]
     logins = [h for h in browser if h.role == Role.LOGIN and h.method == "POST"]
     if logins and any(h.role == Role.CALLBACK for h in browser) and not any(h.cookies_sent or h.cookies_set

@@ -115,3 +115,16 @@ def test_sanitized_note_from_a_refusal_that_names_a_token_error(tmp_path):
     fs, hops = findings(tmp_path, None, har=sanitized(chrome_har(flows)))
     said = " ".join(notes(hops))
     assert "sanitized" in said and "no request sent or set a cookie" in said and "error=\"invalid_token\"" in said
+
+
+def test_a_call_the_api_says_had_no_token_is_no_sign_of_a_sanitized_export(tmp_path):
+    """Some APIs name invalid_token for a request that carried none ("missing 'Authorization' header"):
+    that request sent nothing, so the capture lost nothing."""
+    flows = signin_flows()
+    flows.append(flow("GET", "https://api.contoso.test/v1/items", t=flows[-1].request.timestamp_start + 5,
+                      browser=False, status=401, resp_headers={
+                          "www-authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/x", '
+                                              'error="invalid_token", error_description="The authentication failed '
+                                              'because of missing \'Authorization\' header."'}))
+    fs, hops = findings(tmp_path, flows)
+    assert fs == [] and hops[-1].role == "api" and not any("sanitized" in n for n in notes(hops))

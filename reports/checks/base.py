@@ -1,6 +1,7 @@
 """What every check uses: the finding builder and the answers that belong to a normal flow."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +50,24 @@ def said(h: Hop, limit: int = 300) -> str:
     msg = e.specific or e.error
     ids = ids_text(h)
     return (f"“{msg[:limit]}”" if msg else "") + (f" ({ids})" if ids else "")
+
+
+NO_TOKEN_WORDS = re.compile(r"missing|empty|not present|absent|no (access )?token|without (a |an )?token|required",
+                            re.I)
+
+
+def lost_token(h: Hop) -> str:
+    """Why the request evidently sent a token the capture does not hold ("" when it did not): its CORS
+    preflight announced an Authorization header, or the API named a token error (RFC 6750 §3.1: a
+    request without any token gets no error code) without saying the token was missing."""
+    if h.presented_tokens():
+        return ""
+    if h.initiator is not None and "authorization" in h.initiator.preflight:
+        return "its CORS preflight announced an Authorization header that the capture does not hold"
+    wa = h.answer.www_authenticate
+    if wa.get("error") and not NO_TOKEN_WORDS.search(wa.get("error_description", "")):
+        return f"the API answered error=\"{wa['error'][:40]}\" about a token that the capture does not hold"
+    return ""
 
 
 def ids_of(h: Hop) -> dict[str, Any]:

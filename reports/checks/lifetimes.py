@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from authtrace.reports import audiences as au
-from authtrace.reports.checks.base import finding
+from authtrace.reports.checks.base import finding, lost_token
 from authtrace.reports.index import Lifetime, SessionIndex
 from authtrace.store import clock
 from authtrace.store.records import Finding, Hop, Instant, Role, Severity, Token
@@ -31,16 +31,6 @@ def expiry(s: SessionIndex, t: Token) -> tuple[float | None, str]:
     if t.exp is not None:
         return t.exp, f"its exp is {clock.stamp(t.exp)}"
     return None, ""
-
-
-def lost_token(h: Hop) -> bool:
-    """The request sent a token the capture does not hold: its CORS preflight announced an
-    Authorization header, or the API named an error about a token (RFC 6750 §3.1: a request without
-    any token gets no error code)."""
-    if h.presented_tokens():
-        return False
-    announced = h.initiator is not None and "authorization" in h.initiator.preflight
-    return announced or bool(h.answer.www_authenticate.get("error"))
 
 
 def _skew_note(skew: float) -> str:
@@ -95,9 +85,7 @@ def _lost_token_expired(s: SessionIndex, h: Hop, now: float, skew: float) -> Fin
     issued = [life for life in s.lifetimes.values() if life.token.kind == "access_token"
               and life.issued_by.started < h.started and _fits(life, h, s)]
     said = " ".join(x for x in (h.answer.www_authenticate.get("error_description", ""), h.error_text()) if x)
-    why = ("its CORS preflight announced an Authorization header that the capture does not hold"
-           if h.initiator is not None and "authorization" in h.initiator.preflight else
-           "the API's answer names an error about a token that the capture does not hold")
+    why = lost_token(h)
     if issued:
         if not all(now > life.expires for life in issued):
             return None
