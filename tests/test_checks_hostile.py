@@ -23,9 +23,9 @@ from authtrace.store import db
 from builders import APP, IDP, TENANT, flow, to_har
 
 EXAMPLES = int(os.environ.get("AUTHTRACE_PROP_EXAMPLES") or 300)
-PROPS = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                        HealthCheck.function_scoped_fixture])
+HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
+          HealthCheck.function_scoped_fixture]  # huge strings are the point, and they take time
+PROPS = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=HEALTH)
 KEY = b"\x22" * 32
 
 huge = st.integers(2000, 70_000).map(lambda n: "A" * n)
@@ -144,9 +144,7 @@ def test_prop_every_check_survives_hostile_json(flows):
     assert failures == [], failures
 
 
-@settings(max_examples=max(5, EXAMPLES // 15), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=max(5, EXAMPLES // 15), deadline=None, database=None, suppress_health_check=HEALTH)
 @given(signin())
 def test_prop_check_and_report_never_print_a_traceback(tmp_path_factory, capsys, flows):
     d = tmp_path_factory.mktemp("hostile")
