@@ -88,3 +88,17 @@ def test_aadsts50196_page_is_a_redirect_loop(tmp_path):
     loop = one(fs, "redirect_loop")
     assert "AADSTS50196" in loop.explanation and loop.details["stopped_by_provider"] is True
     assert "AADSTS50196" in one(fs, "idp_error").title
+
+
+def test_sign_ins_for_other_scopes_are_incremental_consent_not_a_loop(tmp_path):
+    """An app that asks for one API after another (a new interactive request per scope) starts new
+    attempts that each come back, but it never repeats one request: not a loop."""
+    t = time.time() - 60
+    flows = []
+    for i, scope in enumerate(["openid User.Read", "openid Files.Read", "openid Mail.Read"]):
+        steps = op_steps(f"I{i}", t + i * 2.5, state=f"st-{i}", nonce=f"n-{i}")
+        first = steps[0][0]
+        first.request.url = first.request.url.replace("scope=openid", "scope=" + scope.replace(" ", "+"))
+        flows += [f for step in steps for f in step]
+    fs, hops = findings(tmp_path, flows)
+    assert fs == [] and [h.role for h in hops].count("authorize") == 3

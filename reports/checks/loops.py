@@ -4,8 +4,9 @@ A loop is repeated sign-in attempts, not repeated requests: providers such as dj
 and Authlib post their login and consent forms back to the authorize URL, so one sign-in requests
 it several times. An attempt is a new authorize request the client started (a new state, nonce or
 challenge, not reached along the browser's path from an earlier one: `SessionIndex.attempt_roots`)
-after the previous attempt came back to the app. Entra's AADSTS50196 (it stopped a client request
-loop) is a loop too."""
+after the previous attempt came back to the app, for the same client and scope (sign-ins for other
+scopes are incremental consent). Entra's AADSTS50196 (it stopped a client request loop) is a loop
+too."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,11 +23,11 @@ LOOP_CODES = (50196,)
 
 def redirect_loop(s: SessionIndex) -> list[Finding]:
     out = []
-    groups: dict[tuple[str, str | None], list[Hop]] = defaultdict(list)
-    for a in s.attempt_roots():
-        groups[(a.host, a.client_id)].append(a)
+    groups: dict[tuple[str, str | None, str | None], list[Hop]] = defaultdict(list)
+    for a in s.attempt_roots():  # the same request again: attempts for other scopes are incremental consent
+        groups[(a.host, a.client_id, a.params.get("scope"))].append(a)
     stopped = [h for h in s.hops if h.error is not None and any(c in LOOP_CODES for c in h.error.error_codes)]
-    for (host, cid), roots in groups.items():
+    for (host, cid, _), roots in groups.items():
         run = [roots[0]]
         for h in roots[1:]:
             if h.started - run[-1].started < WINDOW_S and _came_back(s, run[-1], h):
