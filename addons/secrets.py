@@ -45,8 +45,11 @@ def _alternation(words: frozenset[str]) -> tuple[str, str]:
 _AHEAD, _NAMES = _alternation(SECRET_NAMES | PASSWORD_NAMES)
 # name, separator, value; inside a look-ahead so that finditer yields overlapping matches too:
 # in `code= "access_token": "X"` both values are secrets
+# a quoted value runs to its closing quote (spaces included: `"code": "Bad Request"` is one value, as a
+# reader and the report's leak check see it); an unquoted one to the next separator
 _PAIRS_RE = re.compile(r"(?i)(?=" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1(\s*[:=]\s*)(" + _Q + r")"
-                       r"([^\"'&\s,<>;}\\]+))")
+                       r"((?<=[\"'])[^\"'\\<\n]{1,2000}(?=[\"'\\])|(?<=;)[^&<\n]{1,2000}(?=&)"
+                       r"|[^\"'&\s,<>;}\\]+))")
 
 
 class Fingerprinter:
