@@ -37,7 +37,7 @@ from authtrace.store.records import Actor, Answer, ErrorAnswer, Hop, Initiator, 
 _HIDDEN_CODE = re.compile(r'name="code"\s+value="([^"]+)"|value="([^"]+)"\s+name="code"')
 REQ_HEADERS = ("origin", "content-type", "accept", "x-requested-with", "client-request-id",
                "x-client-sku", "x-client-ver", "x-ms-client-request-id", "traceparent", "dpop",
-               "x-ms-correlation-id")
+               "x-ms-correlation-id", "purpose", "sec-purpose", "x-purpose", "x-moz")  # the last: prefetches
 RESP_HEADERS = ("content-type", "www-authenticate", "date", "cache-control", "x-ms-request-id",
                 "x-ms-ests-server", "client-request-id", "request-id", "apim-request-id",
                 "x-request-id", "x-correlation-id", "x-ms-correlation-request-id", "content-length")

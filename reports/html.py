@@ -101,7 +101,16 @@ def _finding_view(f: Finding, n: int, views: dict[int, HopView], pii: Pii) -> di
     return {"n": n, "sev": f.severity.value, "kind": f.kind, "title": pii.text(f.title),
             "explanation": pii.text(f.explanation), "causes": [pii.text(c) for c in f.causes],
             "next_step": pii.text(f.next_step), "evidence": evidence,
-            "details": [(k, pii.text(_detail(pii.claim(k, v)))) for k, v in f.details.items() if v is not None]}
+            "details": [(k, pii.text(_detail(pii.claim(k, v)))) for k, v in f.details.items()
+                        if v is not None and not _is_table(v)],
+            "tables": [{"name": k, "head": list(v[0]), "rows": [[pii.text(_detail(x)) for x in row.values()]
+                                                               for row in v]}
+                       for k, v in f.details.items() if _is_table(v)]}
+
+
+def _is_table(v: Any) -> bool:
+    """A detail that is a list of alike rows (the requests of a duplicate callback) prints as a table."""
+    return isinstance(v, list) and bool(v) and all(isinstance(r, dict) and r.keys() == v[0].keys() for r in v)
 
 
 def shown(a: Analysis, limit: int = FULL_TIMELINE) -> list[Hop | Collapsed]:

@@ -14,6 +14,8 @@ def _detail(v: Any) -> Any:
         return clock.stamp(v)
     if isinstance(v, (list, tuple)):
         return [_detail(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _detail(x) for k, x in v.items()}
     return v
 
 

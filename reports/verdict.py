@@ -18,10 +18,24 @@ def verdict(findings: list[Finding], n_hops: int, n_flows: int = 0) -> tuple[str
         return "ok", f"No problem found in {n_hops} auth hop{'s' if n_hops != 1 else ''}{notes}"
     top = serious[0]
     title = (top.title or top.kind).strip().rstrip(".")
+    cause = cause_of(top, findings)
     more = len(serious) - 1
     tail = f" (and {more} more finding{'s' if more != 1 else ''} below)" if more else ""
     prefix = "Sign-in failed" if top.severity == Severity.ERROR else "Warning"
-    return top.severity.value, f"{prefix}: {lcfirst(title)}{tail}"
+    return top.severity.value, f"{prefix}: {lcfirst(title)}{f' — {cause}' if cause else ''}{tail}"
+
+
+def cause_of(top: Finding, findings: list[Finding]) -> str | None:
+    """The cause behind the top finding when another finding's evidence shows it: a code redeemed
+    twice because its callback was requested again, by whom the headers say."""
+    if top.kind == "duplicate_redirect":
+        return None  # its title names the requester already
+    mine = {id(h) for h in top.evidence}
+    for f in findings:
+        who = f.details.get("cause")
+        if f is not top and f.kind == "duplicate_redirect" and who and mine & {id(h) for h in f.evidence}:
+            return f"its callback was requested again by {who}"
+    return None
 
 
 def lcfirst(s: str) -> str:

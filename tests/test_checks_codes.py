@@ -4,6 +4,8 @@ import json
 import time
 from urllib.parse import urlencode
 
+import pytest
+
 from authtrace.addons.secrets import s256
 
 from builders import chrome_har, flow, signin_flows
@@ -127,3 +129,42 @@ def test_rotated_refresh_token_presented_again_is_refresh_token_reuse(tmp_path):
     same = [_auth0_refresh(t, "v1.MRrt-first-refresh-token", issued="v1.MRrt-first-refresh-token"),
             _auth0_refresh(t + 30, "v1.MRrt-first-refresh-token", issued=None, error="expired")]
     assert kinds(findings(tmp_path, same)[0]) == ["idp_error"]
+
+
+@pytest.mark.parametrize("headers,ua,cause", [
+    ({"sec-fetch-site": "none", "sec-fetch-user": "?1"}, None, "a reload, a typed URL or a bookmark"),
+    ({"sec-fetch-site": "cross-site", "sec-purpose": "prefetch"}, None, "a browser prefetch or preview"),
+    ({"cookie": ""}, "Mozilla/5.0 (compatible; SafeLinks/1.0)", "a link scanner or preview service"),
+    ({}, "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Teams/24.1.0.1 Chrome/130.0 Safari/537.36",
+     "another browser, webview or app"),
+    ({"sec-fetch-site": "same-origin", "sec-fetch-mode": "cors", "sec-fetch-dest": "empty"}, None,
+     "the app's own code"),
+    ({}, None, None),  # nothing in the headers says who: no cause is claimed
+])
+def test_a_repeated_callback_names_who_sent_it_when_the_headers_say(tmp_path, headers, ua, cause):
+    flows = signin_flows()
+    flows[3].request.headers["cookie"] = "AppSession=s1"
+    again = flows[3].copy()
+    again.request.timestamp_start = flows[3].request.timestamp_start + 0.5
+    again.response.status_code = 500
+    for k, v in headers.items():
+        if v:
+            again.request.headers[k] = v
+        else:
+            del again.request.headers[k]
+    if ua:
+        again.request.headers["user-agent"] = ua
+    flows.insert(4, again)
+    fs, hops = findings(tmp_path, flows)
+    dup = one(fs, "duplicate_redirect")
+    assert dup.details.get("cause") == cause
+    if cause:
+        assert f"the second request came from {cause}" in dup.title
+    rows = dup.details["requests"]
+    assert [r["hop"] for r in rows] == [h.label for h in dup.evidence] and rows[1]["result"] == "failed (500)"
+    assert set(rows[0]) == {"hop", "time", "client", "initiator", "cookies", "result"}
+    from authtrace.reports.verdict import verdict
+    sentence = verdict(fs, len(hops))[1]
+    top = sorted(fs, key=lambda f: f.severity.rank)[0]
+    if cause and top.kind != "duplicate_redirect":
+        assert f"its callback was requested again by {cause}" in sentence

@@ -71,8 +71,13 @@ def lost_token(h: Hop) -> str:
 
 
 def ids_of(h: Hop) -> dict[str, Any]:
-    """The ids of a hop's error answer, as finding details."""
-    return dict(h.error.ids()) if h.error else {}
+    """The ids of a hop's error answer, as finding details: trace, correlation, request, operation,
+    session, timestamp, and any other id-like field the answer had."""
+    if h.error is None:
+        return {}
+    out: dict[str, Any] = dict(h.error.ids())
+    out.update({k: v for k, v in h.error.extra.items() if k.endswith(("_id", "id")) and k not in out})
+    return out
 
 
 def ids_text(h: Hop) -> str:

@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 
 from authtrace.reports.checks.base import finding, ids_of, said
+from authtrace.reports.clients import client_of
 from authtrace.reports.index import SessionIndex
 from authtrace.store import clock
 from authtrace.store.records import Actor, Finding, Hop, Instant, Role, Severity
@@ -178,7 +179,7 @@ def duplicate_redirect(s: SessionIndex) -> list[Finding]:
     for key, hs in groups.items():
         if len(hs) < 2:
             continue
-        lines = []
+        rows, lines = [], []
         for i, h in enumerate(hs):
             ini = h.initiator
             who = ", ".join(f"{k}={v}" for k, v in (("site", ini.site), ("mode", ini.mode), ("dest", ini.dest),
@@ -187,12 +188,47 @@ def duplicate_redirect(s: SessionIndex) -> list[Finding]:
             outcome = "succeeded" if h.ok else f"failed ({h.status if h.status is not None else 'no response'})"
             lines.append(f"{h.label} {gap}: {h.method} {outcome}; user agent {(h.user_agent or 'none')[:80]}; "
                          f"{who or 'no Sec-Fetch headers'}")
+            rows.append({"hop": h.label, "time": Instant(h.started), "client": client_of(h.user_agent),
+                         "initiator": who or "no Sec-Fetch headers",
+                         "cookies": f"{len(h.cookies_sent)} sent" if h.cookies_sent else "none",
+                         "result": outcome})
         gap_ms = (hs[1].started - hs[0].started) * 1000
         label = key if not key.startswith("state:") else f"state {key[6:][:24]}"
+        cause = requester(hs[0], hs[1])
+        title = f"The callback carrying {label} was requested {len(hs)} times, {gap_ms:.0f} ms apart"
         out.append(finding(
             kind="duplicate_redirect", severity=Severity.ERROR if any(not h.ok for h in hs) else Severity.WARNING,
-            title=f"The callback carrying {label} was requested {len(hs)} times, {gap_ms:.0f} ms apart.",
-            explanation="The identity provider's redirect reached the redirect URI more than once: "
+            title=f"{title}: the second request came from {cause[0]} ({cause[1]})." if cause else f"{title}.",
+            explanation=f"The identity provider's redirect reached the redirect URI {len(hs)} times: "
                         + " | ".join(lines),
-            evidence=hs, gap_ms=round(gap_ms, 1)))
+            evidence=hs, gap_ms=round(gap_ms, 1), cause=cause[0] if cause else None, requests=rows))
     return out
+
+
+PREFETCH = ("prefetch", "prerender", "preview")
+
+
+def requester(first: Hop, later: Hop) -> tuple[str, str] | None:
+    """Who sent a repeated callback request, when its headers say so: (cause, the evidence). None when
+    they do not: a false cause is worse than none."""
+    h = later.request_headers
+    purpose = " ".join(h.get(k, "") for k in ("purpose", "sec-purpose", "x-purpose", "x-moz")).lower()
+    if any(p in purpose for p in PREFETCH):
+        return "a browser prefetch or preview", f"Purpose: {purpose.strip()}"
+    other_client = later.user_agent != first.user_agent
+    if first.cookies_sent and not later.cookies_sent and other_client:
+        return ("a link scanner or preview service", f"no cookies, and another user agent: "
+                f"{client_of(later.user_agent)} after {client_of(first.user_agent)}")
+    if other_client:
+        return ("another browser, webview or app",
+                f"another user agent: {client_of(later.user_agent)} after {client_of(first.user_agent)}")
+    shared = set(first.cookies_sent) & set(later.cookies_sent)
+    if any(first.cookies_sent[n] != later.cookies_sent[n] for n in shared):
+        return "another tab or browser profile", "the same cookies with other values"
+    ini = later.initiator
+    if ini is not None and ini.mode in ("cors", "no-cors", "same-origin") and ini.dest == "empty":
+        return "the app's own code", f"a fetch from the page: Sec-Fetch-Mode {ini.mode}, Sec-Fetch-Dest empty"
+    if ini is not None and ini.site == "none":
+        return ("a reload, a typed URL or a bookmark", "Sec-Fetch-Site: none" +
+                (" and Sec-Fetch-User: ?1, a person's own action" if ini.user == "?1" else ""))
+    return None
