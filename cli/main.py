@@ -273,6 +273,82 @@ def cmd_report(args: argparse.Namespace) -> int:
     return rc
 
 
+def _diff_side(engine: Engine, label: str, arg: str, db_path: str | None, expect: dict[str, str]
+               ) -> tuple[Any, str, int]:
+    """One side of `diff`: a capture file (imported into `engine`) or, with --db, a stored session id.
+    Returns (analysis, what to call it, exit code so far); raises SystemExit(2) on unusable input."""
+    from authtrace.reports.diagnose import analyse
+    from authtrace.store import db
+
+    rc = 0
+    if arg.isdigit() and not os.path.exists(arg):
+        if not db_path:
+            _say(f"{label} {arg} is no file; to compare a stored session, name its database with --db PATH.")
+            raise SystemExit(EXIT_BAD_INPUT)
+        sid, source = int(arg), f"session {arg} of {db_path}"
+    else:
+        failed: list[str] = []
+        results = list(_import_each(engine, [arg], failed))
+        if failed:
+            raise SystemExit(EXIT_BAD_INPUT)
+        res = results[0][1]
+        if res.decoder_errors:
+            rc = EXIT_BUG
+        if res.problem:
+            _say(f"{label}: {res.problem}")
+            rc = rc or EXIT_BAD_INPUT
+        sid, source = res.session_id, arg
+    session = db.load_session(engine, sid)
+    if session is None:
+        _say(f"{label}: no capture session {sid} in {db_path}.")
+        raise SystemExit(EXIT_BAD_INPUT)
+    a = analyse(engine, session, expect)
+    if _bugs(a):
+        rc = EXIT_BUG
+    if not a.hops:
+        _say(f"{label}: {source} holds no sign-in hop, so there is nothing to compare.")
+        raise SystemExit(EXIT_BAD_INPUT)
+    return a, source, rc
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from authtrace.reports.diff import compare
+
+    expect = _expect(args.expect_audience)
+    with tempfile.TemporaryDirectory(prefix="authtrace-") as tmp:
+        engine = _open(args.db or os.path.join(tmp, "diff.db"))  # one store: both sides share one fingerprint key
+        try:
+            good, good_source, rc_good = _diff_side(engine, "GOOD", args.good, args.db, expect)
+            bad, bad_source, rc_bad = _diff_side(engine, "BAD", args.bad, args.db, expect)
+            c = compare(good, bad, good_source, bad_source)
+        finally:
+            engine.dispose()
+    rc = max(rc_good, rc_bad)
+    if args.output:
+        from authtrace.reports.diff_html import render_diff_html
+        from authtrace.reports.html import LeakError, write_report
+
+        try:
+            write_report(render_diff_html(c, redact_pii=args.redact_pii), args.output)
+        except LeakError as e:
+            _say(f"refusing to write {args.output}: {e}")
+            return EXIT_BAD_INPUT
+        explained = sum(1 for d in c.differences if d.explains)
+        print(f"{args.output}: {len(c.differences)} relevant difference(s), {explained} explaining BAD's findings")
+    if args.json:
+        from authtrace.reports.diff_json import to_json
+
+        print(json.dumps(to_json(c, args.redact_pii), ensure_ascii=False, indent=2))
+    elif not args.output:
+        from authtrace.reports.diff_terminal import render
+
+        print("\n".join(render(c, steps=args.steps)))
+    return rc or (EXIT_FINDINGS if c.relevant else 0)
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from authtrace.addons.launch import ca_file, proxy_env
 
@@ -324,6 +400,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
     p.add_argument("--expect-audience", action="append", metavar="HOST=AUD")
     p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("diff", help="compare a working sign-in (GOOD) with a failing one (BAD): what differs, "
+                                    "the cause of BAD's findings first (exit 1 if anything relevant differs)")
+    p.add_argument("good", metavar="GOOD", help="capture file (HAR or .mitm), or a session id with --db")
+    p.add_argument("bad", metavar="BAD", help="capture file (HAR or .mitm), or a session id with --db")
+    p.add_argument("--db", help="database holding the sessions named by id; files are imported into it too "
+                                "(default: a throwaway database)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the comparison as one HTML page")
+    p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
+    p.add_argument("--steps", action="store_true", help="also print the aligned steps")
+    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD")
+    p.set_defaults(fn=cmd_diff)
 
     p = sub.add_parser("env", help="print proxy and CA environment lines for a shell (eval \"$(authtrace env)\")")
     p.add_argument("--listen-port", type=int, default=8080)

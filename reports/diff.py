@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from authtrace.reports.diagnose import Analysis
-from authtrace.reports.diff_align import HOST_KEYED, align_flows
+from authtrace.reports.diff_align import HOST_KEYED, align_flows, grant_of
 from authtrace.reports.diff_facts import ORDER, PRESENCE_MATTERS, Fact, SideFacts
 from authtrace.reports.diff_model import Comparison, Difference, FlowPair, Group, Rank, StepPair
 from authtrace.store.records import Finding, Hop, Role
@@ -34,9 +34,9 @@ EXPLAINS: dict[str, frozenset[str]] = {
     "wrong_audience": _AUDIENCE,
     "scope_not_granted": frozenset({"scope", "resource", "audience", "granted_scope", "scp", "scope_claim", "roles",
                                     "prompt", "claims"}),
-    "reused_code": frozenset({"count:callback", "count:token"}),
+    "reused_code": frozenset({"count:callback", "count:code_redemption"}),
     "duplicate_redirect": frozenset({"count:callback"}),
-    "token_revoked": frozenset({"count:token", "count:callback"}),
+    "token_revoked": frozenset({"count:code_redemption", "count:callback"}),
     "state_mismatch": frozenset({"state_bound", "state", "cookies", "count:callback", "count:authorize"}),
     "nonce_mismatch": frozenset({"nonce_bound", "nonce", "count:authorize"}),
     "pkce_mismatch": frozenset({"pkce_method", "verifier_bound", "client_auth"}),
@@ -44,8 +44,8 @@ EXPLAINS: dict[str, frozenset[str]] = {
     "expired_token": frozenset({"lifetime", "expires_in", "delay"}),
     "issuer_mismatch": frozenset({"authority", "version", "issuer", "tid", "iss"}),
     "redirect_loop": frozenset({"count:authorize", "only_flow", "cookies", "count:callback"}),
-    "idp_error": _REQUEST | {"count:callback", "count:token", "cookies", "delay", "granted_scope"},
-    "failed_hop": _REQUEST | {"count:callback", "count:token", "cookies", "delay"},
+    "idp_error": _REQUEST | {"count:callback", "count:code_redemption", "cookies", "delay", "granted_scope"},
+    "failed_hop": _REQUEST | {"count:callback", "count:code_redemption", "cookies", "delay"},
 }
 _ANSWER = frozenset({"granted_scope", "expires_in", "token_type", "issued"})  # a failed answer has none of these
 _ORDER = {f: i for i, f in enumerate(ORDER)}
@@ -158,8 +158,10 @@ class _Collector:
                                  good=made if is_good else None, bad=None if is_good else made,
                                  good_hops=side_hops if is_good else (), bad_hops=() if is_good else side_hops)
             else:
-                self.add(subject=f"{label} requests", field=f"count:{role}", group=Group.OUTCOME,
-                         good=str(len(gh)), bad=str(len(bh)), note=_count_note(gh, bh), good_hops=gh, bad_hops=bh)
+                redemption = role == Role.TOKEN and grant_of((gh or bh)[0]) == "authorization_code"
+                self.add(subject=f"{label} requests", field="count:code_redemption" if redemption else f"count:{role}",
+                         group=Group.OUTCOME, good=str(len(gh)) if gh else None, bad=str(len(bh)) if bh else None,
+                         note=_count_note(gh, bh), good_hops=gh, bad_hops=bh)
 
     def only_flow(self, fp: FlowPair) -> None:
         hops = fp.good_hops or fp.bad_hops
@@ -216,8 +218,8 @@ def _finding_order(good: Analysis, bad: Analysis) -> list[Finding]:
 def _explains(d: Difference, f: Finding) -> bool:
     if d.field not in EXPLAINS.get(f.kind, ()):
         return False
-    if d.field.startswith("count:"):
-        return int(d.bad or 0) > int(d.good or 0)
+    if d.field.startswith("count:"):  # made more often than GOOD made it: a repeat, not a step of its own
+        return int(d.bad or 0) > int(d.good or 0) >= 1
     if d.field.endswith("_bound"):
         return d.bad != "yes"
     return True

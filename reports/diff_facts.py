@@ -37,9 +37,9 @@ ORDER: tuple[str, ...] = (
     "acr_values", "pkce_method", "client_auth", "dpop", "state", "nonce",
     "aud", "scp", "scope_claim", "roles", "azp", "appid", "client_id_claim", "tid", "iss", "ver", "idtyp", "amr",
     "acr", "format", "granted_scope", "issued", "token_type",
-    "count:callback", "count:token", "count:authorize", "only:api", "only:userinfo", "only_flow",
+    "count:callback", "count:code_redemption", "count:authorize", "only:api", "only:userinfo", "only_flow",
     "endpoint", "client", "library", "initiator", "cookies",
-    "status", "error", "count:userinfo", "count:logout", "count:device", "count:discovery", "count:jwks",
+    "status", "error", "count:token", "count:userinfo", "count:logout", "count:device", "count:discovery", "count:jwks",
     "count:error", "only:login", "lifetime", "expires_in", "delay",
 )
 REQUEST_ROLES = (Role.AUTHORIZE, Role.TOKEN, Role.DEVICE, Role.LOGOUT)
