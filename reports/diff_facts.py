@@ -71,7 +71,7 @@ _WEBVIEWS = ((re.compile(r";\s*wv\)"), "Android WebView"), (re.compile(r"\bElect
 _BROWSERS = (("EdgA", "Edge"), ("EdgiOS", "Edge"), ("Edg", "Edge"), ("OPR", "Opera"), ("SamsungBrowser", "Samsung"),
              ("FxiOS", "Firefox"), ("Firefox", "Firefox"), ("CriOS", "Chrome"), ("HeadlessChrome", "HeadlessChrome"),
              ("Chrome", "Chrome"))
-MACHINE_S = 1.0  # a time difference below this between machine steps is jitter
+MACHINE_S = 5.0  # a time difference below this between machine steps is jitter (a busy machine, a retry)
 MACHINE_RATIO = 5.0  # … and so is one within this factor
 LIFETIME_RATIO = 2.0  # Entra randomises access-token lifetimes (60–90 min): only a factor of 2 is a difference
 
