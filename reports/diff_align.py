@@ -169,7 +169,8 @@ def _pair_by(label: Callable[[Hop], str], good: list[Hop], bad: list[Hop]) -> li
                 groups.setdefault(key, ([], []))[side].append(h)
     out: list[tuple[Hop | None, Hop | None]] = []
     for gs, bs in groups.values():
-        out += align(gs, bs, _step_score)
+        pairs: list[tuple[Hop | None, Hop | None]] = align(gs, bs, _step_score)
+        out += pairs
     return out
 
 
@@ -182,8 +183,13 @@ def align_steps(good: list[Hop], bad: list[Hop]) -> list[StepPair]:
     pairs += [p for p in _pair_by(_loose_label, left_g, left_b) if p[0] is not None and p[1] is not None]
     paired = {id(h) for p in pairs for h in p}
     pairs += [(h, None) for h in good if id(h) not in paired] + [(None, h) for h in bad if id(h) not in paired]
-    return [StepPair(step=step_label(g if g is not None else b), good=g, bad=b)  # type: ignore[arg-type]
-            for g, b in _in_order(pairs, good, bad)]
+    return [StepPair(step=step_label(_either(g, b)), good=g, bad=b) for g, b in _in_order(pairs, good, bad)]
+
+
+def _either(g: Hop | None, b: Hop | None) -> Hop:
+    h = g if g is not None else b
+    assert h is not None  # a pair always has one side
+    return h
 
 
 def _in_order(pairs: list[tuple[Hop | None, Hop | None]], good: list[Hop], bad: list[Hop]

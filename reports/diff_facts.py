@@ -27,7 +27,7 @@ from authtrace.reports.index import SessionIndex
 from authtrace.store import clock
 from authtrace.store.records import Actor, Hop, Role, Token
 
-C, K, O, T, X = Group.CONFIGURATION, Group.CLIENT, Group.OUTCOME, Group.TIMING, Group.EXPECTED
+C, K, OUT, T, X = Group.CONFIGURATION, Group.CLIENT, Group.OUTCOME, Group.TIMING, Group.EXPECTED
 
 # the order a reader meets differences in, inside one rank: causes before symptoms
 ORDER: tuple[str, ...] = (
@@ -255,14 +255,14 @@ class SideFacts:
         s = h.status
         key = "none" if s is None else str(s) if s >= 400 else f"{s // 100}xx"
         note = h.error_text()[:200] if not h.ok else ""
-        out.append(Fact(field="status", name="status", group=O, value="no response" if s is None else str(s),
+        out.append(Fact(field="status", name="status", group=OUT, value="no response" if s is None else str(s),
                         key=key, note=note))
         e = h.error
         if e is not None and e.error:
             code = e.error_codes[0] if e.error_codes else None
             name = e.error + (f" (AADSTS{code})" if code and str(code) not in e.error else "")
             entry = explain(e.error, code)
-            out.append(Fact(field="error", name="error", group=O, value=name, note=entry.title if entry else ""))
+            out.append(Fact(field="error", name="error", group=OUT, value=name, note=entry.title if entry else ""))
         if h.role == Role.TOKEN and h.ok:
             a = h.answer
             if a.granted_scope is not None:

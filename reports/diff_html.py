@@ -60,8 +60,9 @@ def _cell(h: Hop | None, side: str, pii: Pii) -> dict[str, Any] | None:
 
 
 def _flow(fp: FlowPair, differing: set[int], pii: Pii) -> dict[str, Any]:
-    name = {None: "hops in no flow"}
-    title = f"GOOD {name.get(fp.good, f'F{fp.good}')} · BAD {name.get(fp.bad, f'F{fp.bad}')}"
+    def tag(n: int | None) -> str:
+        return "hops in no flow" if n is None else f"F{n}"
+    title = f"GOOD {tag(fp.good)} · BAD {tag(fp.bad)}"
     if not fp.good_hops or not fp.bad_hops:
         title = f"a sign-in flow only in {'GOOD' if fp.good_hops else 'BAD'}"
     rows = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from authtrace.reports.diff_model import Comparison, Difference, Rank, StepPair
 from authtrace.reports.diagnose import Analysis
+from authtrace.reports.diff_model import Comparison, Difference, Rank, StepPair
 from authtrace.store.records import Hop
 
 MAX_VALUE = 110  # characters of a value on one line

@@ -35,7 +35,7 @@ def test_norm_path_hides_per_request_ids_only():
 
 
 def test_align_keeps_order_and_leaves_the_extras_alone():
-    same = lambda a, b: 1.0 if a == b else 0.0  # noqa: E731
+    same = lambda a, b: 1.0 if a == b else 0.0
     assert align("abc", "axbyc", same) == [("a", "a"), (None, "x"), ("b", "b"), (None, "y"), ("c", "c")]
     assert align("abc", "cab", same) == [(None, "c"), ("a", "a"), ("b", "b"), ("c", None)]  # no crossing pairs
     # on a tie the earlier ones pair: one GOOD call against three BAD calls pairs with the first
