@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from authtrace.reports.checks.base import EXPECTED_ERRORS
 from authtrace.reports.diagnose import Analysis
 from authtrace.reports.diff_align import HOST_KEYED, align_flows, grant_of
 from authtrace.reports.diff_facts import ORDER, PRESENCE_MATTERS, Fact, SideFacts
@@ -98,13 +99,14 @@ class _Collector:
         d.good_hops = _union(d.good_hops, good_hops)
         d.bad_hops = _union(d.bad_hops, bad_hops)
 
-    def noise(self, f: Fact, g: Fact, b: Fact, gh: Hop, bh: Hop) -> None:
-        d = self.expected.get(f.name)
+    def noise(self, subject: str, field: str, good: str | None, bad: str | None, gh: Iterable[Hop],
+              bh: Iterable[Hop]) -> None:
+        d = self.expected.get(subject)
         if d is None:
-            d = self.expected[f.name] = Difference(subject=f.name, field=f.field, group=Group.EXPECTED,
-                                                   good=g.value, bad=b.value)
-        d.good_hops = _union(d.good_hops, (gh,))
-        d.bad_hops = _union(d.bad_hops, (bh,))
+            d = self.expected[subject] = Difference(subject=subject, field=field, group=Group.EXPECTED, good=good,
+                                                    bad=bad)
+        d.good_hops = _union(d.good_hops, gh)
+        d.bad_hops = _union(d.bad_hops, bh)
 
     def step(self, sp: StepPair, gfacts: list[Fact], bfacts: list[Fact]) -> None:
         g_by = {(f.slot, f.field): f for f in gfacts}
@@ -120,7 +122,7 @@ class _Collector:
                 if x.same_as(y):
                     continue
                 if f.group == Group.EXPECTED:
-                    self.noise(f, x, y, sp.good, sp.bad)
+                    self.noise(f.name, f.field, x.value, y.value, (sp.good,), (sp.bad,))
                     continue
                 self.add(subject=subject, field=f.field, group=f.group, good=x.value, bad=y.value,
                          note=_note(x, y), good_hops=[sp.good], bad_hops=[sp.bad])
@@ -144,10 +146,16 @@ class _Collector:
             by_step.setdefault(sp.step, []).append(sp)
         for label, sps in by_step.items():
             lone = [sp for sp in sps if sp.good is None or sp.bad is None]
+            polls = [sp for sp in lone if _polling(sp)]
+            if polls:  # how often a device-flow client asked before the user approved says nothing
+                self.noise("device-flow polls (authorization_pending, slow_down)", "polls", None, None,
+                           [sp.good for sp in polls if sp.good is not None],
+                           [sp.bad for sp in polls if sp.bad is not None])
+                lone = [sp for sp in lone if not _polling(sp)]
             if not lone:
                 continue
-            gh = [sp.good for sp in sps if sp.good is not None]
-            bh = [sp.bad for sp in sps if sp.bad is not None]
+            gh = [sp.good for sp in sps if sp.good is not None and not _polling(sp)]
+            bh = [sp.bad for sp in sps if sp.bad is not None and not _polling(sp)]
             role = (gh or bh)[0].role
             if role in HOST_KEYED:
                 for side_hops, is_good in (([sp.good for sp in lone if sp.good is not None], True),
@@ -173,6 +181,12 @@ class _Collector:
         self.add(subject="sign-in flow", field="only_flow", group=Group.OUTCOME,
                  good=value if good else None, bad=None if good else value,
                  good_hops=fp.good_hops, bad_hops=fp.bad_hops)
+
+
+def _polling(sp: StepPair) -> bool:
+    """A device-flow poll answered "not yet": a step every device sign-in repeats a different number of times."""
+    h = sp.good if sp.good is not None else sp.bad
+    return h is not None and h.error is not None and h.error.error in EXPECTED_ERRORS
 
 
 def _union(have: tuple[Hop, ...], more: Iterable[Hop]) -> tuple[Hop, ...]:

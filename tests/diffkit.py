@@ -120,4 +120,36 @@ def diff_of(engine, tmp_path: Path, good: list[http.HTTPFlow], bad: list[http.HT
     return compare(analysed(engine, g), analysed(engine, b), g.name, b.name)
 
 
-__all__ = ["AI", "API", "ARM", "V2_SCOPE", "WEBVIEW_UA", "analysed", "diff_of", "signin", "write"]
+
+def device_signin(n: int, polls: int, t0: float | None = None) -> list[http.HTTPFlow]:
+    """A device-flow sign-in (RFC 8628) whose client polls `polls` times before the user approves."""
+    t0 = t0 if t0 is not None else time.time() - 3000 + 600 * n
+    base = f"https://{IDP}/{TENANT}/oauth2/v2.0"
+    device_code = f"DAQABAAEAAAD-device-code-{n}-secret"
+    out = [flow("POST", f"{base}/devicecode", t=t0, browser=False,
+                headers={"content-type": "application/x-www-form-urlencoded"},
+                body=urlencode({"client_id": CLIENT_ID, "scope": V2_SCOPE}),
+                resp_headers={"content-type": "application/json"},
+                resp_body=json.dumps({"device_code": device_code, "user_code": f"F{n}ABCDEF",
+                                      "verification_uri": "https://microsoft.com/devicelogin", "expires_in": 900,
+                                      "interval": 5}))]
+    poll = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": CLIENT_ID,
+            "device_code": device_code}
+    for i in range(polls):
+        out.append(flow("POST", f"{base}/token", t=t0 + 5 * (i + 1), browser=False,
+                        headers={"content-type": "application/x-www-form-urlencoded"}, body=urlencode(poll),
+                        status=400, resp_headers={"content-type": "application/json"},
+                        resp_body=json.dumps({"error": "authorization_pending", "error_codes": [70016],
+                                              "error_description": "AADSTS70016: pending"})))
+    now = int(t0)
+    access = make_jwt({"iss": f"https://sts.windows.net/{TENANT}/", "aud": AI, "iat": now, "nbf": now,
+                       "exp": now + 4000, "scp": "user_impersonation", "tid": TENANT, "ver": "2.0", "azp": CLIENT_ID})
+    out.append(flow("POST", f"{base}/token", t=t0 + 5 * (polls + 1), browser=False,
+                    headers={"content-type": "application/x-www-form-urlencoded"}, body=urlencode(poll),
+                    resp_headers={"content-type": "application/json"},
+                    resp_body=json.dumps({"token_type": "Bearer", "scope": "https://ai.azure.com/user_impersonation",
+                                          "expires_in": 3599, "access_token": access})))
+    return out
+
+
+__all__ = ["AI", "API", "ARM", "V2_SCOPE", "WEBVIEW_UA", "analysed", "device_signin", "diff_of", "signin", "write"]

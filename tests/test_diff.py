@@ -12,7 +12,7 @@ from authtrace.reports.diff_model import Group, Rank
 from authtrace.store.records import Hop, Role
 
 from builders import flow
-from diffkit import ARM, WEBVIEW_UA, diff_of, signin
+from diffkit import ARM, WEBVIEW_UA, device_signin, diff_of, signin
 
 
 def subjects(c, rank=None):
@@ -217,3 +217,13 @@ def test_a_fact_that_could_cause_the_finding_but_was_not_read_at_its_evidence_ex
     assert not any(d.explains for d in c.differences)
     (shown,) = [d for d in c.differences if d.shows]
     assert shown.subject == "token (refresh_token) requests" and (shown.good, shown.bad) == (None, "1")
+
+
+def test_device_flows_that_polled_more_often_differ_only_as_expected(tmp_path, engine):
+    c = diff_of(engine, tmp_path, device_signin(1, polls=2), device_signin(2, polls=6))
+    assert not c.bad.findings and c.differences == []
+    polls = next(d for d in c.expected if d.subject.startswith("device-flow polls"))
+    assert len(polls.bad_hops) == 4 and not polls.good_hops
+    paired = [s for fp in c.flows for s in fp.steps if s.good is not None and s.bad is not None]
+    assert [(s.good.status, s.bad.status) for s in paired if s.step.startswith("token")] == [(400, 400), (400, 400),
+                                                                                          (200, 200)]
