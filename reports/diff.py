@@ -67,12 +67,13 @@ def compare(good: Analysis, bad: Analysis, good_source: str = "GOOD", bad_source
                 out.step(sp, gside.of(sp.good, prev_g.get(id(sp.good))), bside.of(sp.bad, prev_b.get(id(sp.bad))))
         out.unpaired(fp.steps)
     findings = _finding_order(good, bad)
-    for d in out.differences:
+    differences = out.differences
+    for d in differences:
         _link(d, findings)
     position = {id(h): i for i, sp in enumerate(s for fp in flows for s in fp.steps) for h in (sp.good, sp.bad)
                 if h is not None}
-    ranked = sorted(out.differences, key=lambda d: _sort_key(d, findings, position))
-    expected = sorted(out.expected.values(), key=lambda d: d.subject)
+    ranked = sorted(differences, key=lambda d: _sort_key(d, findings, position))
+    expected = sorted(out.expected, key=lambda d: d.subject)
     return Comparison(good=good, bad=bad, good_source=good_source, bad_source=bad_source, flows=flows,
                       differences=ranked, expected=expected)
 
@@ -83,11 +84,27 @@ class _Collector:
 
     def __init__(self) -> None:
         self.merged: dict[tuple[str, str, str | None, str | None], Difference] = {}
-        self.expected: dict[str, Difference] = {}
+        self.noisy: dict[str, Difference] = {}
+        self.hops: dict[int, tuple[dict[int, Hop], dict[int, Hop]]] = {}  # id(difference) -> its hops, by id
 
     @property
     def differences(self) -> list[Difference]:
-        return list(self.merged.values())
+        return [self._with_hops(d) for d in self.merged.values()]
+
+    @property
+    def expected(self) -> list[Difference]:
+        return [self._with_hops(d) for d in self.noisy.values()]
+
+    def _with_hops(self, d: Difference) -> Difference:
+        gh, bh = self.hops[id(d)]
+        d.good_hops = tuple(sorted(gh.values(), key=lambda h: h.number))
+        d.bad_hops = tuple(sorted(bh.values(), key=lambda h: h.number))
+        return d
+
+    def _keep(self, d: Difference, good_hops: Iterable[Hop], bad_hops: Iterable[Hop]) -> None:
+        gh, bh = self.hops.setdefault(id(d), ({}, {}))
+        gh.update((id(h), h) for h in good_hops)
+        bh.update((id(h), h) for h in bad_hops)
 
     def add(self, *, subject: str, field: str, group: Group, good: str | None, bad: str | None, note: str = "",
             good_hops: Iterable[Hop] = (), bad_hops: Iterable[Hop] = ()) -> None:
@@ -96,17 +113,15 @@ class _Collector:
         if d is None:
             d = self.merged[key] = Difference(subject=subject, field=field, group=group, good=good, bad=bad,
                                               note=note)
-        d.good_hops = _union(d.good_hops, good_hops)
-        d.bad_hops = _union(d.bad_hops, bad_hops)
+        self._keep(d, good_hops, bad_hops)
 
     def noise(self, subject: str, field: str, good: str | None, bad: str | None, gh: Iterable[Hop],
               bh: Iterable[Hop]) -> None:
-        d = self.expected.get(subject)
+        d = self.noisy.get(subject)
         if d is None:
-            d = self.expected[subject] = Difference(subject=subject, field=field, group=Group.EXPECTED, good=good,
-                                                    bad=bad)
-        d.good_hops = _union(d.good_hops, gh)
-        d.bad_hops = _union(d.bad_hops, bh)
+            d = self.noisy[subject] = Difference(subject=subject, field=field, group=Group.EXPECTED, good=good,
+                                                 bad=bad)
+        self._keep(d, gh, bh)
 
     def step(self, sp: StepPair, gfacts: list[Fact], bfacts: list[Fact]) -> None:
         g_by = {(f.slot, f.field): f for f in gfacts}
@@ -189,16 +204,6 @@ def _polling(sp: StepPair) -> bool:
     return h is not None and h.error is not None and h.error.error in EXPECTED_ERRORS
 
 
-def _union(have: tuple[Hop, ...], more: Iterable[Hop]) -> tuple[Hop, ...]:
-    seen = {id(h) for h in have}
-    extra = []
-    for h in more:
-        if id(h) not in seen:
-            seen.add(id(h))
-            extra.append(h)
-    return tuple(sorted((*have, *extra), key=lambda h: h.number)) if extra else have
-
-
 def _note(x: Fact, y: Fact) -> str:
     if x.note and y.note and x.note != y.note:
         return f"GOOD: {x.note}; BAD: {y.note}"
@@ -257,7 +262,8 @@ def _link(d: Difference, findings: list[Finding]) -> None:
 def _sort_key(d: Difference, findings: list[Finding], position: dict[int, int]) -> tuple[int, int, int, int, int]:
     """Rank; then the first finding it is linked to, causes before symptoms; then, for causes and
     configuration, the fact's place in `ORDER`; then where it happened in the aligned steps."""
-    first = min((i for i, f in enumerate(findings) if any(f is x for x in d.linked)), default=len(findings))
+    linked = {id(f) for f in d.linked}
+    first = min((i for i, f in enumerate(findings) if id(f) in linked), default=len(findings))
     where = min((position.get(id(h), 0) for h in (*d.bad_hops, *d.good_hops)), default=0)
     by_fact = _ORDER.get(d.field, len(_ORDER)) if d.rank <= Rank.CLIENT else 0
     return int(d.rank), first, 0 if d.explains else 1, by_fact, where

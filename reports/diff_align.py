@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import TypeVar
 
 from authtrace.reports.diagnose import Analysis
@@ -27,6 +28,7 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _TOKENISH = re.compile(r"^[A-Za-z0-9_~.+=-]{16,}$")
 
 
+@lru_cache(maxsize=4096)
 def norm_path(path: str) -> str:
     """The path with its per-request parts (ids, GUIDs, numbers, random handles) replaced by `*`, so
     `/interaction/_DB1OT…9CG` of one sign-in pairs with `/interaction/fhivO…l7i` of another."""

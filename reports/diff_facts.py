@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from authtrace.reports import audiences as au
 from authtrace.reports.catalogue import explain
@@ -76,7 +77,7 @@ MACHINE_RATIO = 5.0  # … and so is one within this factor
 LIFETIME_RATIO = 2.0  # Entra randomises access-token lifetimes (60–90 min): only a factor of 2 is a difference
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # not frozen: a frozen dataclass costs a setattr call per field, per fact
 class Fact:
     """One thing read from one hop, to be compared with the same thing of the paired hop."""
 
@@ -108,6 +109,7 @@ def loosely_equal(field: str, a: float, b: float) -> bool:
     return lo > 0 and hi / lo < LIFETIME_RATIO
 
 
+@lru_cache(maxsize=4096)
 def browser_of(ua: str) -> str:
     """`Chrome 156`, `Edge 120, embedded webview (WebView2)`, `python-requests/2.34.2`."""
     webview = next((name for rx, name in _WEBVIEWS if rx.search(ua)), None)
