@@ -19,7 +19,7 @@ from authtrace.reports.diagnose import Analysis
 from authtrace.reports.diff_align import HOST_KEYED, align_flows, grant_of
 from authtrace.reports.diff_facts import ORDER, PRESENCE_MATTERS, Fact, SideFacts
 from authtrace.reports.diff_model import Comparison, Difference, FlowPair, Group, Rank, StepPair
-from authtrace.store.records import Finding, Hop, Role
+from authtrace.store.records import Actor, Finding, Hop, Role
 
 __all__ = ["compare", "EXPLAINS"]
 
@@ -54,7 +54,7 @@ _ORDER = {f: i for i, f in enumerate(ORDER)}
 
 def compare(good: Analysis, bad: Analysis, good_source: str = "GOOD", bad_source: str = "BAD") -> Comparison:
     flows = align_flows(good, bad)
-    out = _Collector()
+    out = _Collector(_blind(good), _blind(bad))
     gside, bside = SideFacts(good.hops), SideFacts(bad.hops)
     for fp in flows:
         if not fp.good_hops or not fp.bad_hops:
@@ -82,7 +82,8 @@ class _Collector:
     """Differences as they are found, merged: one fact that differs alike at several steps (the user
     agent, a token's aud where it was issued and where it was used) is one difference."""
 
-    def __init__(self) -> None:
+    def __init__(self, good_blind: bool = False, bad_blind: bool = False) -> None:
+        self.blind = (good_blind, bad_blind)  # a side whose capture holds no back-channel traffic
         self.merged: dict[tuple[str, str, str | None, str | None], Difference] = {}
         self.noisy: dict[str, Difference] = {}
         self.hops: dict[int, tuple[dict[int, Hop], dict[int, Hop]]] = {}  # id(difference) -> its hops, by id
@@ -167,6 +168,12 @@ class _Collector:
                            [sp.good for sp in polls if sp.good is not None],
                            [sp.bad for sp in polls if sp.bad is not None])
                 lone = [sp for sp in lone if not _polling(sp)]
+            unseen = [sp for sp in lone if self._unseen(sp)]
+            if unseen:  # the other capture could not show it: no known difference
+                self.noise("back-channel steps the other capture cannot show", "unseen", None, None,
+                           [sp.good for sp in unseen if sp.good is not None],
+                           [sp.bad for sp in unseen if sp.bad is not None])
+                lone = [sp for sp in lone if not self._unseen(sp)]
             if not lone:
                 continue
             gh = [sp.good for sp in sps if sp.good is not None and not _polling(sp)]
@@ -185,6 +192,12 @@ class _Collector:
                 self.add(subject=f"{label} requests", field="count:code_redemption" if redemption else f"count:{role}",
                          group=Group.OUTCOME, good=str(len(gh)) if gh else None, bad=str(len(bh)) if bh else None,
                          note=_count_note(gh, bh), good_hops=gh, bad_hops=bh)
+
+    def _unseen(self, sp: StepPair) -> bool:
+        """A step of the app's back channel that only one side has, where the other side's capture holds
+        no back-channel traffic at all (a browser HAR, an app not behind the proxy)."""
+        h, other_blind = (sp.good, self.blind[1]) if sp.good is not None else (sp.bad, self.blind[0])
+        return other_blind and h is not None and h.actor != Actor.BROWSER
 
     def only_flow(self, fp: FlowPair) -> None:
         hops = fp.good_hops or fp.bad_hops
@@ -220,6 +233,10 @@ def _made(hops: list[Hop]) -> str:
     auds = sorted({a for h in hops for t in h.presented_tokens() for a in t.aud})
     return (", ".join(_outcome(h) for h in hops[:6]) + (f" and {len(hops) - 6} more" if len(hops) > 6 else "")
             + (f"; token aud {', '.join(auds)}" if auds else ""))
+
+
+def _blind(a: Analysis) -> bool:
+    return bool(a.hops) and all(h.actor == Actor.BROWSER for h in a.hops)
 
 
 def _count_note(gh: list[Hop], bh: list[Hop]) -> str:

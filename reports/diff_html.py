@@ -32,6 +32,7 @@ def _side(label: str, source: str, a: Analysis, shared: set[str], pii: Pii) -> d
     first = a.hops[0].started if a.hops else None
     return {"label": label, "cls": label.lower(), "name": pii.text(source), "hops": len(a.hops),
             "first": clock.stamp(first) if first else "—", "problem": pii.text(a.session.problem or ""),
+            "notes": [pii.text(n) for n in a.notes],
             "findings": [{"n": n, "sev": f.severity.value, "kind": f.kind, "title": pii.text(f.title),
                           "shared": f.kind in shared, "evidence": [h.number for h in f.evidence[:24]]}
                          for n, f in enumerate(a.findings, 1)]}

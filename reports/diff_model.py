@@ -107,9 +107,3 @@ class Comparison:
     @property
     def relevant(self) -> bool:
         return bool(self.differences)
-
-    def counts(self) -> dict[Rank, int]:
-        out: dict[Rank, int] = {}
-        for d in self.differences:
-            out[d.rank] = out.get(d.rank, 0) + 1
-        return out

@@ -76,7 +76,9 @@ def step_line(sp: StepPair) -> str:
 
 
 def render(c: Comparison, steps: bool = False) -> list[str]:
-    out = [side_line("GOOD", c.good_source, c.good), side_line("BAD", c.bad_source, c.bad), alignment_line(c)]
+    out = [side_line("GOOD", c.good_source, c.good), side_line("BAD", c.bad_source, c.bad)]
+    out += [f"  note ({label}): {n}" for label, a in (("GOOD", c.good), ("BAD", c.bad)) for n in a.notes]
+    out.append(alignment_line(c))
     if steps:
         out.append(f"  {'step':<60} {'GOOD':>14} {'BAD':>14}")
         for fp in c.flows:

@@ -227,3 +227,52 @@ def test_device_flows_that_polled_more_often_differ_only_as_expected(tmp_path, e
     paired = [s for fp in c.flows for s in fp.steps if s.good is not None and s.bad is not None]
     assert [(s.good.status, s.bad.status) for s in paired if s.step.startswith("token")] == [(400, 400), (400, 400),
                                                                                           (200, 200)]
+
+
+def test_a_browser_only_capture_hides_the_back_channel_it_cannot_see(tmp_path, engine):
+    """BAD is what DevTools exports: no token, JWKS or API request of the app. Their absence is no
+    difference; the capture note says why."""
+    bad = [f for f in signin(2) if "sec-fetch-mode" in f.request.headers]
+    c = diff_of(engine, tmp_path, signin(1), bad)
+    assert c.differences == [] and c.bad.notes
+    unseen = next(d for d in c.expected if d.subject == "back-channel steps the other capture cannot show")
+    assert [h.role for h in unseen.good_hops] == ["token", "jwks", "api"] and not unseen.bad_hops
+
+
+def test_regional_redirect_handler_and_api_host_against_the_global_ones(tmp_path, engine):
+    """BAD's redirect goes to a regional handler and its API call to a regional host: the steps still
+    pair (by role; the API call by its path), and the hosts are the differences."""
+    regional = "https://eastus2.api.azureml.ms/agent-oauth/v1.0/redirect"
+    good = signin(1)
+    for f in good:
+        _move(f, "https://app.contoso.test/signin-oidc", "https://api.azureml.ms/agent-oauth/v1.0/redirect")
+    bad = signin(2)
+    for f in bad:
+        _move(f, "https://app.contoso.test/signin-oidc", regional)
+        _move(f, "https://contoso-ai.services.ai.azure.com/", "https://contoso-ai-eastus2.services.ai.azure.com/")
+    c = diff_of(engine, tmp_path, good, bad)
+    assert not c.bad.findings
+    got = {d.subject: (d.good, d.bad) for d in c.differences}
+    assert got["callback · endpoint"] == ("api.azureml.ms/agent-oauth/v1.0/redirect",
+                                          "eastus2.api.azureml.ms/agent-oauth/v1.0/redirect")
+    assert got["authorize · redirect_uri"][1] == regional and got["token (authorization_code) · redirect_uri"][1] == regional
+    api = next(k for k in got if k.startswith("api ") and k.endswith("· endpoint"))
+    assert got[api][1].startswith("contoso-ai-eastus2.services.ai.azure.com/api/projects/proj1/")
+    assert all(d.rank == Rank.CONFIGURATION for d in c.differences)
+    assert all(s.good is not None and s.bad is not None for fp in c.flows for s in fp.steps)
+
+
+def _move(f, old: str, new: str) -> None:
+    """Rewrite a URL prefix wherever the flow carries it: the request URL, its query and form, its body
+    and the answer's body and Location."""
+    if f.request.url.startswith(old):
+        f.request.url = new + f.request.url[len(old):]
+    for k, v in list(f.request.query.items()):
+        if v.startswith(old):
+            f.request.query[k] = new + v[len(old):]
+    if f.request.urlencoded_form:
+        for k, v in list(f.request.urlencoded_form.items()):
+            if v.startswith(old):
+                f.request.urlencoded_form[k] = new + v[len(old):]
+    if f.response is not None and old in (f.response.get_text() or ""):
+        f.response.set_text(f.response.get_text().replace(old, new))
