@@ -94,6 +94,10 @@ def _verdict(c: Comparison) -> dict[str, str]:
     return {"sev": "warning", "text": f"{n} relevant difference{'s' if n != 1 else ''}, none tied to a finding of BAD"}
 
 
+def _sentence(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
 def render_diff_html(c: Comparison, redact_pii: bool = False) -> str:
     """The diff page of one comparison. With `redact_pii`, people and addresses are masked."""
     pii = pii_of(c, redact_pii)
@@ -114,7 +118,7 @@ def render_diff_html(c: Comparison, redact_pii: bool = False) -> str:
         "verdict": {k: pii.text(v) for k, v in _verdict(c).items()},
         "ranks": [{"cls": g["cls"], "title": g["title"], "count": len(g["diffs"])} for g in groups],
         "groups": groups, "expected": [{"subject": pii.text(d.subject)} for d in c.expected],
-        "aligned": alignment_line(c).capitalize(), "flows": [_flow(fp, differing, pii) for fp in c.flows],
+        "aligned": _sentence(alignment_line(c)), "flows": [_flow(fp, differing, pii) for fp in c.flows],
         "redacted": redact_pii, "version": package_version(),
     }
     return environment().get_template("diff.html").render(ctx)

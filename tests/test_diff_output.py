@@ -95,6 +95,7 @@ def test_json_is_the_same_comparison(tmp_path, engine):
 
 def test_page_has_the_timeline_csp_one_style_and_no_script(tmp_path, engine):
     html = render_diff_html(foundry_pair(engine, tmp_path))
+    assert "Aligned 1 sign-in flow: 6 steps paired, 0 only in GOOD, 0 only in BAD." in html
     doc = Page(html)
     (meta,) = [a for t, a in doc.tags if t == "meta" and a.get("http-equiv", "").lower() == "content-security-policy"]
     csp = {d.split()[0]: d.split()[1:] for d in (p.strip() for p in meta["content"].split(";")) if d}
