@@ -45,7 +45,7 @@ EXPLAINS: dict[str, frozenset[str]] = {
     "expired_token": frozenset({"lifetime", "expires_in", "delay"}),
     "issuer_mismatch": frozenset({"authority", "version", "issuer", "tid", "iss"}),
     "redirect_loop": frozenset({"count:authorize", "only_flow", "cookies", "count:callback"}),
-    "idp_error": _REQUEST | {"count:callback", "count:code_redemption", "cookies", "delay", "granted_scope"},
+    "idp_error": _REQUEST | {"count:callback", "count:code_redemption", "cookies", "delay"},
     "failed_hop": _REQUEST | {"count:callback", "count:code_redemption", "cookies", "delay"},
 }
 _ANSWER = frozenset({"granted_scope", "expires_in", "token_type", "issued"})  # a failed answer has none of these

@@ -198,8 +198,11 @@ def test_command_exit_codes_and_outputs(tmp_path, capsys):
     assert run(["diff", str(good), str(bad)]) == 1
     out = capsys.readouterr().out
     assert "explains wrong_audience" in out and out.index("Explains BAD's findings:") < out.index("Client configuration:")
-    assert run(["diff", str(good), str(same)]) == 0
-    assert "no relevant difference" in capsys.readouterr().out
+    assert run(["diff", str(good), str(same), "--steps"]) == 0
+    out = capsys.readouterr().out
+    assert "no relevant difference" in out
+    assert [line.split()[0] for line in out.splitlines()[4:10]] == ["authorize", "login", "callback", "token", "jwks",
+                                                                  "api"]
     assert run(["diff", str(good), str(bad), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["differences"][0]["explains"][0]["kind"] == "wrong_audience"
     page = tmp_path / "diff.html"
