@@ -19,6 +19,7 @@ from authtrace.reports.diff_terminal import render
 from authtrace.reports.html import write_report
 from authtrace.reports.leakcheck import find_leaks
 
+from canaries import canaries, leaks
 from diffkit import ARM, diff_of, signin, write
 from test_report import _open, chromium  # noqa: F401 - the module's real headless Chromium and its page opener
 
@@ -239,3 +240,19 @@ def test_command_unusable_input_exits_2_in_one_sentence(tmp_path, capsys, case):
     assert run(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("authtrace: ") and "Traceback" not in err[0]
+
+
+def test_no_canary_reaches_the_terminal_the_json_or_the_page(tmp_path, capsys):
+    """The 50-odd secrets of the canary capture (every place a sign-in carries one) against a clean
+    sign-in: none in any output of `diff`, in any encoding."""
+    secrets, flows = canaries()
+    good = write(tmp_path / "good.har", signin(1))
+    bad = write(tmp_path / "canaries.mitm", flows)
+    page = tmp_path / "diff.html"
+    outputs = []
+    for extra in ([], ["--json"], ["--steps"], ["-o", str(page)]):
+        assert run(["diff", str(good), str(bad), *extra]) == 1
+        outputs.append(capsys.readouterr())
+    assert page.exists()
+    for text in [o.out + o.err for o in outputs] + [page.read_text(encoding="utf-8")]:
+        assert leaks(text, secrets) == []
