@@ -101,7 +101,7 @@ class Fingerprinter:
         pairs = parse_qsl(qs, keep_blank_values=True)
         if not pairs:
             return self.text(qs)
-        return urlencode([(k, self.value(k, v)) for k, v in pairs], safe="#/:@!$'()*,;", errors="surrogateescape")
+        return urlencode([(k, self.value(k, v)) for k, v in pairs], safe="/:@!$'()*,;", errors="surrogateescape")
 
     def text(self, text: str) -> str:
         """Free text (error bodies, descriptions): JWTs, auth header values and name=secret pairs replaced."""

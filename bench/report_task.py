@@ -77,9 +77,7 @@ def build(db_path: str, target: int) -> dict:
 def measure(db_path: str, out: str, profile: str | None) -> dict:
     from authtrace.reports import html as render
     from authtrace.reports.checks import run_checks
-    from authtrace.reports.diagnose import Analysis
-    from authtrace.reports.flows import flow_groups
-    from authtrace.reports.verdict import notes, verdict
+    from authtrace.reports.diagnose import assemble
     from authtrace.store import db
 
     prof = None
@@ -99,8 +97,7 @@ def measure(db_path: str, out: str, profile: str | None) -> dict:
     res = {"hops": len(hops), "tokens": sum(len(h.tokens) for h in hops), "findings": len(findings),
            "load_s": round(t_load, 3), "checks_s": round(t_checks, 3)}
     t = time.perf_counter()
-    a = Analysis(session, hops, findings, [], notes(hops), verdict(findings, len(hops), session.flows_seen),
-                 flow_groups(hops))
+    a = assemble(session, hops, findings)
     html = render.render_html(a)
     res["render_s"] = round(time.perf_counter() - t, 3)
     res["html_mb"] = round(len(html.encode()) / 1e6, 2)

@@ -6,7 +6,7 @@ Prints a table of figures, baselines, ratios and budgets, and writes bench/resul
 Never asserts timings: it measures and says which budget is met or missed by how much.
 
 live    a loopback origin (upstream.py) loaded by 16 keep-alive clients (loadgen.py) through bare
-        `mitmdump -q` and through `mitmdump -q -s addons/capture.py` (regular proxy mode: the client
+        `mitmdump -q` and through `mitmdump -q -s cli/addon.py` (live findings off) (regular proxy mode: the client
         sends absolute-form requests to the proxy), (a) ordinary page traffic, (b) auth-heavy traffic;
         bare/addon runs alternate, ratios are medians of the per-round ratios. The direct-to-origin
         rate is measured too, to show the load generator is not the bottleneck.
@@ -220,8 +220,8 @@ def live(tmp: str, quick: bool, rounds: int) -> dict:
                     dbp = None
                     if cfg == "addon":
                         dbp = os.path.join(tmp, f"live-{rnd}-{mix}.db")
-                        cmd += ["-s", os.path.join(ROOT, "addons", "capture.py"), "--set", f"authtrace_db={dbp}",
-                                "--set", "authtrace_print=false"]
+                        cmd += ["-s", os.path.join(ROOT, "cli", "addon.py"), "--set", f"authtrace_db={dbp}",
+                                "--set", "authtrace_print=false", "--set", "authtrace_findings=false"]
                     md = Proc(cmd, os.path.join(tmp, f"mitmdump-{rnd}-{mix}-{cfg}.log"))
                     try:
                         if not wait_port(port, 40):
@@ -384,12 +384,11 @@ def report(tmp: str, cache: str, quick: bool) -> dict:
 RENDER_ONLY = r"""
 import json, sys, time
 from authtrace.store import db
-from authtrace.reports.diagnose import Analysis
-from authtrace.reports.flows import flow_groups
+from authtrace.reports.diagnose import assemble
 from authtrace.reports.html import render_html
 engine = db.open_db(sys.argv[1]); s = db.load_session(engine)
 hops = db.load_hops(engine, s.id)
-t = time.perf_counter(); html = render_html(Analysis(s, hops, [], [], [], ("ok", "-"), flow_groups(hops)))
+t = time.perf_counter(); html = render_html(assemble(s, hops, []))
 print(json.dumps({"hops": len(hops), "render_s": round(time.perf_counter() - t, 3), "html_mb": round(len(html.encode()) / 1e6, 2)}))
 """
 

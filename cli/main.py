@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from authtrace import __version__
 
+DEFAULT_DB = "authtrace.db"
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUG = 3  # an internal error: an authtrace bug, never mistaken for "findings" (1)
@@ -50,6 +51,15 @@ def _open(db_path: str) -> Engine:
     except db.DatabaseError as e:
         _say(str(e))
         raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+def _open_existing(db_path: str) -> Engine:
+    """A store that must already exist: reading commands never create one."""
+    if "://" not in db_path and not os.path.exists(db_path):
+        _say(f"no database at {db_path}: record or import first (`authtrace record`, `authtrace import FILE`), "
+             "or name one with --db or AUTHTRACE_DB.")
+        raise SystemExit(EXIT_BAD_INPUT)
+    return _open(db_path)
 
 
 def _roles_summary(counts: dict[str, int]) -> str:
@@ -100,7 +110,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_sessions(args: argparse.Namespace) -> int:
     from authtrace.store import clock, db
 
-    engine = _open(args.db)
+    engine = _open_existing(args.db)
     rows = db.sessions(engine)
     if not rows:
         print("no capture sessions yet: run `authtrace record` or `authtrace import FILE`")
@@ -119,48 +129,67 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_findings(db_path: str, since: float, stop: threading.Event) -> None:
-    """While recording, re-run the checks when new hops arrive and print each new finding once it
-    has held for two checks in a row: a finding that the next hop explains away (a scope granted
-    by the refresh answer 200 ms later) is never printed. Checks run at most every 2 s, and less
-    often as the session grows, so the proxy in the same process keeps its CPU."""
-    from authtrace.reports.checks import run_checks
-    from authtrace.reports.terminal import finding_line
-    from authtrace.store import db
+class _Terminal(logging.Handler):
+    """authtrace's own log lines as plain terminal lines under `record`: hops and findings on
+    stdout, errors on stderr (mitmproxy's own log stays at its termlog verbosity)."""
 
-    engine: Engine | None = None
-    printed: set[tuple[str, str]] = set()
-    pending: set[tuple[str, str]] = set()
-    hops_seen, pause = -1, 2.0
-    while not stop.wait(pause):
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr if record.levelno >= logging.ERROR else sys.stdout
         try:
-            engine = engine or db.open_db(db_path)
-            session = db.load_session(engine)
-            if session is None or session.id is None or session.created < since or session.hops > 20000:
-                continue
-            if session.hops == hops_seen and not pending:
-                continue
-            hops_seen = session.hops
-            started = time.monotonic()
-            findings, _ = run_checks(db.load_hops(engine, session.id))
-            # this thread shares the proxy's process: spend at most ~1/5 of the time on live hints
-            pause = max(2.0, 5 * (time.monotonic() - started))
-            now = {(f.kind, f.title): f for f in findings}
-            for key, f in now.items():
-                if key in pending and key not in printed:
-                    printed.add(key)
-                    print("FINDING " + finding_line(f), flush=True)
-            pending = {k for k in now if k not in printed}
-        except Exception:  # noqa: BLE001 - the capture matters more than the live hint; the report has it all
-            continue
+            print(record.getMessage(), file=stream, flush=True)
+        except (OSError, ValueError):  # a closed terminal must not stop the capture
+            pass
+
+
+def _log_to_terminal() -> None:
+    logger = logging.getLogger("authtrace")
+    logger.handlers[:] = [_Terminal()]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _listen_problem(host: str, port: int) -> str | None:
+    """Why the proxy could not listen on host:port, in one sentence naming our own flags; None if it can.
+    Binds as asyncio's server does (SO_REUSEADDR on POSIX), so only a real listener counts as busy."""
+    import errno
+    import socket
+
+    if port == 0:
+        return None
+    where = f"{host or '*'}:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot listen on {where}: {e.strerror}; give an address of this machine with --listen-host."
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as s:
+            if os.name == "posix":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(addr)
+            except OSError as e:
+                if e.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+                    return (f"port {port} is already in use on {host or 'this machine'}: choose another with "
+                            f"--listen-port N (--listen-port 0 picks a free one).")
+                return f"cannot listen on {where}: {e.strerror}; choose another --listen-host or --listen-port."
+    return None
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     from mitmproxy.tools.main import mitmdump
 
-    from authtrace.addons import capture
+    from authtrace import addon
+    from authtrace.addons import launch
 
-    argv = ["-s", capture.__file__, "--listen-port", str(args.listen_port),
+    if not 0 <= args.listen_port <= 65535:
+        _say(f"--listen-port wants a port number from 0 to 65535, got {args.listen_port}.")
+        return EXIT_BAD_INPUT
+    problem = _listen_problem(args.listen_host, args.listen_port)
+    if problem:
+        _say(problem)
+        return EXIT_BAD_INPUT
+    _open(args.db).dispose()  # a database we cannot use: one sentence before the proxy starts
+    argv = ["-s", addon.__file__, "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"authtrace_db={args.db}", "--set", "flow_detail=0", "--set", "termlog_verbosity=warn"]
     if args.session:
         argv += ["--set", f"authtrace_session={args.session}"]
@@ -175,16 +204,12 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.app:
         argv += ["--set", f"authtrace_app={args.app}"]
     argv += args.extra
-    print(f"authtrace: proxy on http://127.0.0.1:{args.listen_port}  (Ctrl-C stops and saves; "
-          f"`authtrace env` prints the proxy settings for a shell)", flush=True)
-    stop = threading.Event()
-    if "://" not in args.db:
-        threading.Thread(target=_watch_findings, args=(args.db, time.time() - 1, stop), daemon=True).start()
+    _log_to_terminal()  # the addon logs the address the proxy really bound, each hop and each finding
     try:
-        rc = mitmdump(argv)
-    finally:
-        stop.set()
-    return int(rc or 0)
+        rc = int(mitmdump(argv) or 0)
+    except SystemExit as e:  # mitmproxy exits 1 on an error logged while starting (already said)
+        rc = EXIT_BAD_INPUT if e.code else 0
+    return EXIT_BAD_INPUT if rc or launch.problems else 0
 
 
 def _expect(pairs: list[str] | None) -> dict[str, str]:
@@ -212,7 +237,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from authtrace.reports.diagnose import analyse
     from authtrace.reports.jsonout import to_json
-    from authtrace.reports.terminal import finding_line
+    from authtrace.reports.terminal import finding_line, use_colour
     from authtrace.store import db
 
     expect = _expect(args.expect_audience)
@@ -229,7 +254,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             else:
                 print(f"{path}: {len(a.hops)} auth hops, {len(a.findings)} finding(s)")
                 for f in a.findings:
-                    print("  " + finding_line(f))
+                    print("  " + finding_line(f, use_colour(sys.stdout)))
                 for n in a.notes:
                     print("  note: " + n)
             if _bugs(a) or res.decoder_errors:
@@ -243,17 +268,40 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed and rc != EXIT_BUG else rc
 
 
+def _output_problem(path: str) -> str | None:
+    """Why a report cannot be written to path, in one sentence; None when it can."""
+    if os.path.isdir(path):
+        return f"{path} is a folder: give a file name, e.g. -o {os.path.join(path, 'timeline.html')}."
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"cannot write {path}: the folder {folder} does not exist."
+    if not os.access(folder, os.W_OK):
+        return f"cannot write {path}: the folder {folder} is not writable."
+    return None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
     from authtrace.reports.diagnose import analyse
     from authtrace.reports.jsonout import to_json
+    from authtrace.reports.summary import summary_text
     from authtrace.store import db
 
-    engine = _open(args.db)
+    if args.session is not None and args.session < 1:
+        _say(f"session ids start at 1, got {args.session}: `authtrace sessions` lists them.")
+        return EXIT_BAD_INPUT
+    out = args.output
+    if out and not (args.json or args.summary):
+        problem = _output_problem(out)
+        if problem:
+            _say(problem)
+            return EXIT_BAD_INPUT
+    engine = _open_existing(args.db)
     session = db.load_session(engine, args.session)
     if session is None:
-        _say(f"no capture session {args.session} in {args.db}" if args.session else
+        _say(f"no capture session {args.session} in {args.db}: `authtrace sessions --db {args.db}` lists them."
+             if args.session else
              f"{args.db} holds no capture session yet: run `authtrace record` or `authtrace import FILE`.")
         return EXIT_BAD_INPUT
     a = analyse(engine, session, _expect(args.expect_audience))
@@ -261,13 +309,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(to_json(a, args.redact_pii), ensure_ascii=False, indent=2))
         return rc
+    if args.summary:
+        print(summary_text(a, args.redact_pii), end="")
+        return rc
     from authtrace.reports.html import LeakError, render_html, write_report
 
-    out = args.output or f"authtrace-{session.id}.html"
+    out = out or f"authtrace-{session.id}.html"
     try:
         write_report(render_html(a, redact_pii=args.redact_pii), out)
     except LeakError as e:
         _say(f"refusing to write {out}: {e}")
+        return EXIT_BAD_INPUT
+    except OSError as e:
+        _say(f"cannot write {out}: {e.strerror}.")
         return EXIT_BAD_INPUT
     print(f"{out}: {len(a.findings)} finding(s), {len(a.hops)} hops")
     return rc
@@ -286,6 +340,9 @@ def _diff_side(engine: Engine, label: str, arg: str, db_path: str | None, expect
             _say(f"{label} {arg} is no file; to compare a stored session, name its database with --db PATH.")
             raise SystemExit(EXIT_BAD_INPUT)
         sid, source = int(arg), f"session {arg} of {db_path}"
+        if sid < 1:
+            _say(f"{label}: session ids start at 1, got {arg}: `authtrace sessions --db {db_path}` lists them.")
+            raise SystemExit(EXIT_BAD_INPUT)
     else:
         failed: list[str] = []
         results = list(_import_each(engine, [arg], failed))
@@ -318,8 +375,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from authtrace.reports.diff import compare
 
     expect = _expect(args.expect_audience)
+    problem = _output_problem(args.output) if args.output else None
+    if problem:
+        _say(problem)
+        return EXIT_BAD_INPUT
+    by_id = any(x.isdigit() and not os.path.exists(x) for x in (args.good, args.bad))
     with tempfile.TemporaryDirectory(prefix="authtrace-") as tmp:
-        engine = _open(args.db or os.path.join(tmp, "diff.db"))  # one store: both sides share one fingerprint key
+        # one store, so both sides share one fingerprint key; a store named for its sessions must exist
+        engine = (_open_existing(args.db) if args.db and by_id else _open(args.db or os.path.join(tmp, "diff.db")))
         try:
             good, good_source, rc_good = _diff_side(engine, "GOOD", args.good, args.db, expect)
             bad, bad_source, rc_bad = _diff_side(engine, "BAD", args.bad, args.db, expect)
@@ -336,6 +399,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         except LeakError as e:
             _say(f"refusing to write {args.output}: {e}")
             return EXIT_BAD_INPUT
+        except OSError as e:
+            _say(f"cannot write {args.output}: {e.strerror}.")
+            return EXIT_BAD_INPUT
         explained = sum(1 for d in c.differences if d.explains)
         print(f"{args.output}: {len(c.differences)} relevant difference(s), {explained} explaining BAD's findings")
     if args.json:
@@ -350,82 +416,162 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from authtrace.addons.launch import ca_file, proxy_env
+    from authtrace.addons.launch import ca_file, proxy_env, proxy_url, shell_lines, unset_lines
 
-    if not os.path.exists(ca_file(args.confdir)):
-        _say(f"no mitmproxy CA in {args.confdir} yet: start `authtrace record` once, then run this again.")
-    for k, v in proxy_env(args.listen_port, args.confdir).items():
-        print(f"export {k}={shlex.quote(v)}")
+    if args.unset:
+        print("\n".join(unset_lines(os.environ, args.shell)))
+        return 0
+    fresh = not os.path.exists(ca_file(args.confdir))
+    try:
+        values = proxy_env(proxy_url(args.listen_host, args.listen_port), args.confdir)
+    except OSError as e:
+        _say(f"cannot write the CA bundle into {args.confdir}: {e.strerror}.")
+        return EXIT_BAD_INPUT
+    if fresh:
+        _say(f"created mitmproxy's CA in {args.confdir} (authtrace record and mitmproxy use it from now on).")
+    if os.environ.get("NO_PROXY") or os.environ.get("no_proxy"):
+        _say("NO_PROXY is set in this shell: requests to the hosts it lists bypass the proxy and are not recorded.")
+    print("\n".join(shell_lines(values, os.environ, args.shell)))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="authtrace", description="Shows exactly where a browser sign-in breaks.")
-    ap.add_argument("--version", action="version", version=f"authtrace {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
+def cmd_addon_path(args: argparse.Namespace) -> int:
+    import importlib.util
 
-    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB", "authtrace.db"),
-                       help="database file or SQLAlchemy URL (default: authtrace.db)")
+    spec = importlib.util.find_spec("authtrace.addon")
+    assert spec is not None and spec.origin is not None
+    print(spec.origin)
+    return 0
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Each option's default shown when it has one worth saying; examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
+                and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+EXAMPLES = {
+    "record": """examples:
+  authtrace record --browser --url https://your.app/      # a clean, proxied Chromium; sign in as usual
+  authtrace record --app "python app.py" --browser       # the app's back channel and the browser together
+  eval "$(authtrace env)"; authtrace record               # any program in that shell, through the proxy""",
+    "import": """examples:
+  authtrace import support-ticket.har
+  authtrace import teams.har playground.har --db team.db""",
+    "check": """examples:
+  authtrace check capture.har                # exit 0 clean, 1 findings, 2 unusable input, 3 authtrace bug
+  authtrace check capture.har --json | jq '.findings[].title'""",
+    "report": """examples:
+  authtrace report                           # the latest session as authtrace-<id>.html
+  authtrace report 3 -o ticket-1234.html --redact-pii
+  authtrace report --summary                 # plain text to paste into a ticket
+  authtrace report --json""",
+    "diff": """examples:
+  authtrace diff playground.har teams.har    # exit 0 nothing relevant differs, 1 something does, 2 unusable input
+  authtrace diff 3 5 --db support.db -o diff.html --redact-pii
+  authtrace diff chrome.har webview.mitm --json | jq '.differences[0]'""",
+    "sessions": """example:
+  authtrace sessions --db team.db""",
+    "env": """examples:
+  eval "$(authtrace env)"                    # this shell's programs use the proxy and trust its CA
+  eval "$(authtrace env --unset)"            # and back""",
+    "addon-path": 'example:\n  mitmweb -s "$(authtrace addon-path)"',
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="authtrace", formatter_class=_Help,
+        description="Shows exactly where a browser sign-in breaks: record or import the traffic, read the "
+                    "findings, share one HTML timeline.",
+        epilog="The store is authtrace.db in this folder unless --db or AUTHTRACE_DB names another (a file or an "
+               "SQLAlchemy URL). `authtrace COMMAND --help` shows each command's options and examples.")
+    ap.add_argument("--version", action="version", version=f"authtrace {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", title="commands, in the order of the work")
+    default_db = os.environ.get("AUTHTRACE_DB", DEFAULT_DB)
+
+    def command(name: str, help: str, fn: Callable[[argparse.Namespace], int], db: bool = True
+                ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", epilog=EXAMPLES.get(name),
+                           formatter_class=_Help)
+        if db:
+            p.add_argument("--db", default=default_db, help="database file or SQLAlchemy URL (env AUTHTRACE_DB)")
+        p.set_defaults(fn=fn)
         return p
 
-    p = with_db(sub.add_parser("record", help="run the proxy and record sign-in hops as they happen"))
-    p.add_argument("--listen-port", type=int, default=8080)
-    p.add_argument("--session", help="name for this capture session")
+    p = command("record", "run the proxy and record sign-in hops as they happen", cmd_record)
+    p.add_argument("--listen-host", default="127.0.0.1",
+                   help="address to listen on (127.0.0.1: only this machine can use the proxy)")
+    p.add_argument("--listen-port", type=int, default=8080, help="port to listen on (0: any free port)")
+    p.add_argument("--session", help="name for this capture session (default: live <UTC time>)")
     p.add_argument("--save-flows", metavar="FILE", help="also save the raw flows (mitmproxy format; holds secrets)")
     p.add_argument("--browser", action="store_true", help="open a clean Chromium/Chrome/Edge already using the proxy")
     p.add_argument("--url", help="page the browser opens first (with --browser)")
     p.add_argument("--browser-arg", action="append", metavar="ARG", help="extra browser argument (repeatable)")
     p.add_argument("--app", metavar="CMD", help="run CMD with HTTPS_PROXY and the CA set, so its back channel is "
-                                                "recorded too; recording stops when it exits")
+                                                "recorded too (with --browser: both); recording stops when it exits")
     p.add_argument("extra", nargs="*", help="after --: extra mitmdump arguments")
-    p.set_defaults(fn=cmd_record)
 
-    p = with_db(sub.add_parser("import", help="import HAR or mitmproxy flow files"))
+    p = command("import", "import HAR or mitmproxy flow files, one session each", cmd_import)
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.set_defaults(fn=cmd_import)
 
-    p = sub.add_parser("check", help="import captures into a throwaway database and report findings (exit 1 if any)")
+    p = command("check", "import captures into a throwaway database and print the findings (exit 1 if any)",
+                cmd_check, db=False)
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--db", help="keep the imported hops in this database instead of a temporary one")
-    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB"),
+                   help="keep the imported hops in this database (env AUTHTRACE_DB; default: a temporary one)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file (docs/report.schema.json)")
     p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
                    help="the audience your own API at HOST accepts (repeatable; HOST may be *.domain)")
-    p.set_defaults(fn=cmd_check)
 
-    p = with_db(sub.add_parser("report", help="findings and the shareable HTML timeline of a session"))
+    p = command("report", "write the shareable HTML timeline of a session (or its JSON, or a summary)", cmd_report)
     p.add_argument("session", nargs="?", type=int, help="session id (default: the latest)")
     p.add_argument("-o", "--output", help="HTML file (default: authtrace-<session>.html)")
-    p.add_argument("--json", action="store_true", help="print findings as JSON instead of writing HTML")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON (docs/report.schema.json)")
+    p.add_argument("--summary", action="store_true", help="print the plain-text summary for a ticket")
     p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
-    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD")
-    p.set_defaults(fn=cmd_report)
+    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
+                   help="the audience your own API at HOST accepts (repeatable)")
 
-    p = sub.add_parser("diff", help="compare a working sign-in (GOOD) with a failing one (BAD): what differs, "
-                                    "the cause of BAD's findings first (exit 1 if anything relevant differs)")
+    p = command("diff", "compare a working sign-in (GOOD) with a failing one (BAD): what differs, the cause of "
+                        "BAD's findings first (exit 1 if anything relevant differs)", cmd_diff, db=False)
     p.add_argument("good", metavar="GOOD", help="capture file (HAR or .mitm), or a session id with --db")
     p.add_argument("bad", metavar="BAD", help="capture file (HAR or .mitm), or a session id with --db")
-    p.add_argument("--db", help="database holding the sessions named by id; files are imported into it too "
-                                "(default: a throwaway database)")
+    p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB"),
+                   help="the database of the sessions named by id; files are imported into it too (env "
+                        "AUTHTRACE_DB; default: a temporary one)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("-o", "--output", metavar="FILE", help="write the comparison as one HTML page")
     p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
     p.add_argument("--steps", action="store_true", help="also print the aligned steps")
-    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD")
-    p.set_defaults(fn=cmd_diff)
+    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
+                   help="the audience your own API at HOST accepts (repeatable)")
 
-    p = sub.add_parser("env", help="print proxy and CA environment lines for a shell (eval \"$(authtrace env)\")")
-    p.add_argument("--listen-port", type=int, default=8080)
+    command("sessions", "list the capture sessions of a store", cmd_sessions)
+
+    p = command("env", "print shell lines that route a program through the proxy", cmd_env, db=False)
+    p.add_argument("--listen-host", default="127.0.0.1", help="the proxy's address")
+    p.add_argument("--listen-port", type=int, default=8080, help="the proxy's port")
     p.add_argument("--confdir", default="~/.mitmproxy", help="mitmproxy's configuration directory")
-    p.set_defaults(fn=cmd_env)
+    p.add_argument("--unset", action="store_true", help="print the lines that undo it")
+    p.add_argument("--shell", choices=("sh", "fish", "powershell"), default="powershell" if os.name == "nt" else "sh",
+                   help="syntax of the lines")
 
-    p = with_db(sub.add_parser("sessions", help="list capture sessions"))
-    p.set_defaults(fn=cmd_sessions)
+    command("addon-path", "print the mitmproxy addon file, for mitmdump/mitmweb -s", cmd_addon_path, db=False)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `authtrace`: what it can do
+        parser.print_help()
+        return 0
     try:
         return int(args.fn(args) or 0)
     except KeyboardInterrupt:

@@ -1,14 +1,15 @@
 """Which hops belong to one sign-in: flow groups, so the timeline and JSON can tag them (F1, F2, …)."""
 from __future__ import annotations
 
-from authtrace.store.records import Hop
+from authtrace.store.records import Hop, Role
 
 
 def flow_groups(hops: list[Hop]) -> dict[int, int]:
     """hop number -> flow number (1, 2, … in order of first appearance) for the hops of one sign-in:
     union-find over shared state, code fingerprint and nonce (an id_token's `nonce` claim counts, and
-    so does the fingerprint of an access or ID token carried by several hops). Hops that share nothing
-    with another hop get no number."""
+    so does the fingerprint of an access or ID token carried by several hops), and the provider's
+    login pages join the authorize request that led to them. Hops that share nothing with another
+    hop get no number."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -20,6 +21,7 @@ def flow_groups(hops: list[Hop]) -> dict[int, int]:
         return root
 
     owner: dict[tuple[str, str], int] = {}
+    joined: set[int] = set()  # hops linked to another by what they carry
     for h in hops:
         key = h.number
         parent.setdefault(key, key)
@@ -34,9 +36,22 @@ def flow_groups(hops: list[Hop]) -> dict[int, int]:
         for link in links:
             other = owner.setdefault(link, key)
             if other != key:
+                joined.update((key, other))
                 a, b = find(key), find(other)
                 if a != b:
                     parent[b] = a
+    # the provider's own pages (login, consent, MFA, its error page) belong to the sign-in whose
+    # authorize request sent the browser there: the latest one at that host before them
+    latest: dict[str, int] = {}
+    for h in sorted(hops, key=lambda h: h.started):
+        if h.role == Role.AUTHORIZE:
+            latest[h.host] = h.number
+        elif h.role in (Role.LOGIN, Role.ERROR) and h.host in latest and h.number not in joined:
+            a, b = find(latest[h.host]), find(h.number)
+            if a != b:
+                parent[b] = a
+        elif h.role == Role.CALLBACK:
+            latest.clear()  # the sign-in came back: later pages start another one
     roots = {h.number: find(h.number) for h in hops}
     sizes: dict[int, int] = {}
     for r in roots.values():

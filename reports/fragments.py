@@ -392,7 +392,7 @@ def hop_view(h: Hop, t0: float, prev: float | None, flow: int | None, st: Shared
     status_cls = _STATUS.get(h.status // 100, "") if h.status else "none"
     fcls = f"f{(flow - 1) % 8}" if flow else ""
     offset = clock.offset(h.started - t0)
-    t_prev = f"<small>Δ {clock.offset(h.started - prev)}</small>" if prev is not None else ""
+    t_prev = f" · Δ {clock.offset(h.started - prev)}" if prev is not None else ""
     chip_html = "".join(f'<span class="chip{_CHIP[c]}">{_e(text)}</span>' for c, text in chips)
     chip_html = f'<span class="chips">{chip_html}</span>' if chip_html else ""
     flow_html = f'<span class="ftag {fcls}">F{flow}</span>' if flow else ""
@@ -411,7 +411,8 @@ def hop_view(h: Hop, t0: float, prev: float | None, flow: int | None, st: Shared
     n = h.number
     summary = (
         f'<details class="hop{" is-err" if h.is_error else ""}" data-hop="{n}">'
-        f'<summary><span class="seq">#{n}</span><span class="time">{offset}{t_prev}</span>'
+        f'<summary><span class="seq">#{n}</span><span class="time">{clock.time_of_day(h.started)}'
+        f'<small>{offset}{t_prev}</small></span>'
         f'{middle}{chip_html}</span>'
         f'<span class="status s-{status_cls}">{h.status if h.status else "—"}</span>'
         f'<span class="flow">{flow_html}</span></summary>\n<div class="body" id="hop-{n}">'

@@ -25,8 +25,10 @@ from markupsafe import Markup
 
 from authtrace.reports.diagnose import Analysis
 from authtrace.reports.fragments import LANE_TITLES, ROLES, HopView, Shared, hop_view
+from authtrace.reports.header import signin_rows
 from authtrace.reports.leakcheck import LeakError, describe, scan
 from authtrace.reports.pii import Pii, compact
+from authtrace.reports.summary import summary_text
 from authtrace.store import clock
 from authtrace.store.records import Finding, Instant, Severity
 
@@ -133,10 +135,13 @@ def render_html(a: Analysis, redact_pii: bool = False) -> str:
         "css": Markup(css),  # the package's own static stylesheet, never captured data
         "csp": Markup(csp()),
         "session": {
-            "name": pii.text(sess.name or "capture"), "kind": sess.kind, "problem": pii.text(sess.problem or ""),
+            "name": pii.text(sess.name or "capture"), "source": a.signin.source,
+            "problem": pii.text(sess.problem or ""),
             "first": clock.stamp(first_seen) if first_seen else "—",
             "span": clock.duration(last_seen - first_seen) if first_seen and last_seen else "—",
         },
+        "signin": [(label, pii.text(", ".join(values))) for label, values in signin_rows(a.signin) if values],
+        "summary": summary_text(a, redact_pii),
         "verdict": {"sev": a.verdict[0], "text": pii.text(a.verdict[1])},
         "notes": [pii.text(n) for n in a.notes],
         "failures": [f"{x.check}: {x.error}" for x in a.failures],

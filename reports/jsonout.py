@@ -22,20 +22,32 @@ def _hop(h: Hop, flows: dict[int, int], pii: Pii) -> dict[str, Any]:
             "url": pii.text(h.url), "status": h.status, "flow": flows.get(h.number)}
 
 
+SCHEMA = "https://authtrace.dev/schema/report-1.json"  # docs/report.schema.json
+
+
 def to_json(a: Analysis, redact_pii: bool = False) -> dict[str, Any]:
+    """The analysis as `check --json` and `report --json` print it (docs/report.schema.json)."""
     pii = Pii(redact_pii, [t for h in a.hops for t in h.tokens])
+    s = a.signin
     return {
+        "$schema": SCHEMA,
         "source": pii.text(a.session.source),
         "session": a.session.id,
         "hops": len(a.hops),
         "verdict": {"class": a.verdict[0], "text": pii.text(a.verdict[1])},
+        "signin": {"source": s.source, "app_hosts": list(s.app_hosts),
+                   "identity_providers": list(s.identity_providers), "issuers": list(s.issuers),
+                   "tenants": list(s.tenants), "client_ids": list(s.client_ids), "flows": list(s.flows),
+                   "clients": [pii.text(c) for c in s.clients],
+                   "first": clock.stamp(s.first) if s.first is not None else None,
+                   "last": clock.stamp(s.last) if s.last is not None else None},
         "findings": [
             {"kind": f.kind, "severity": f.severity.value, "title": pii.text(f.title),
              "explanation": pii.text(f.explanation), "causes": list(f.causes), "next_step": pii.text(f.next_step),
              "evidence": [_hop(h, a.flows, pii) for h in f.evidence],
              "details": {k: pii.deep(_detail(v)) for k, v in f.details.items()}}
             for f in a.findings],
-        "notes": a.notes,
-        "problem": a.session.problem,
+        "notes": [pii.text(n) for n in a.notes],
+        "problems": [pii.text(a.session.problem)] if a.session.problem else [],
         "internal_errors": [f"{x.check}: {x.error}" for x in a.failures],
     }

@@ -39,19 +39,25 @@ def url_for(db: str) -> str:
 
 
 def _prepare_sqlite_file(path: str) -> None:
-    """Create the file 0600 before SQLite does (it would honour the umask), warn if others can read it."""
+    """Create the file 0600 before SQLite does (it would honour the umask)."""
     if os.path.isdir(path):
         raise DatabaseError(f"{path} is a directory, not a database file.")
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         os.close(fd)
     except FileExistsError:
-        mode = os.stat(path).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            print(f"authtrace: warning: {path} can be read by other users (mode {stat.S_IMODE(mode):o}); "
-                  f"it holds decoded claims and the fingerprint key: chmod 600 {path}", file=sys.stderr)
+        pass
     except OSError as e:
         raise DatabaseError(f"cannot create the database {path}: {e.strerror}.") from e
+
+
+def _warn_if_readable(path: str) -> None:
+    """A store holds decoded claims and the fingerprint key: say so when other users can read it.
+    POSIX only (Windows reports group and other bits for every file)."""
+    mode = os.stat(path).st_mode
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(f"authtrace: warning: {path} can be read by other users (mode {stat.S_IMODE(mode):o}); "
+              f"it holds decoded claims and the fingerprint key: chmod 600 {path}", file=sys.stderr)
 
 
 def _dumps(v: Any) -> str:
@@ -87,6 +93,8 @@ def open_db(db: str = DEFAULT_DB) -> Engine:
         SQLModel.metadata.create_all(engine)
     except Exception as e:
         raise DatabaseError(f"cannot use {db} as an authtrace database: {str(e).splitlines()[0]}") from e
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        _warn_if_readable(url[len("sqlite:///"):])  # only once it is known to be a store
     return engine
 
 

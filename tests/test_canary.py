@@ -20,6 +20,7 @@ from authtrace.addons.hops import flow_to_hops
 from builders import chrome_har, to_har
 from canaries import canaries, distinct, leaks
 from liverig import Recorder, Upstream, send
+from schema import valid
 
 CLI = [sys.executable, "-m", "authtrace"]
 MIN_CANARIES = 30
@@ -98,7 +99,7 @@ def test_imported_captures_keep_no_canary(tmp_path):
         assert rep.returncode == 0, rep.stderr
         js = subprocess.run(CLI + ["report", str(sid), "--db", str(db), "--json"], capture_output=True, text=True,
                             timeout=120)
-        assert js.returncode == 0 and json.loads(js.stdout)["hops"] == want
+        assert js.returncode == 0 and valid(json.loads(js.stdout))["hops"] == want
         assert leaks(html.read_text() + rep.stdout + rep.stderr + js.stdout + js.stderr, secrets) == []
     chk = subprocess.run(CLI + ["check", *files, "--json"], capture_output=True, text=True, timeout=120)
     assert chk.returncode in (0, 1), chk.stderr

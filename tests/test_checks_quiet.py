@@ -10,6 +10,7 @@ from authtrace.reports.verdict import notes
 
 from builders import IDP, TENANT, chrome_har, flow, signin_flows, to_har
 from checkkit import findings
+from schema import valid
 
 
 def test_clean_signin_has_no_finding(tmp_path):
@@ -62,7 +63,7 @@ def test_cli_check_exit_codes_and_json(tmp_path):
     assert r.returncode == 0 and "0 finding" in r.stdout
     r = run(str(bad), "--json")
     assert r.returncode == 1
-    out = json.loads(r.stdout)
+    out = valid(json.loads(r.stdout))
     assert out["hops"] == 6 and out["findings"][0]["kind"] == "state_mismatch"
     ev = out["findings"][0]["evidence"][-1]
     assert set(ev) == {"hop", "role", "started", "method", "url", "status", "flow"} and ev["started"].endswith("Z")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from schema import valid
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MITM = FIXTURES / "scenario-b.mitm"
 HAR = FIXTURES / "scenario-b.har"
@@ -35,7 +37,7 @@ def checked(tmp_path_factory):
     """`authtrace check scenario-b.mitm scenario-b.har --json --db <db>`: one database, one fingerprint key."""
     db = tmp_path_factory.mktemp("fixtures") / "check.db"
     done = authtrace("check", MITM, HAR, "--json", "--db", db)
-    objects = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    objects = [valid(json.loads(line)) for line in done.stdout.splitlines() if line.strip()]
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:
@@ -73,7 +75,7 @@ def test_check_finds_scenario_b(path):
     """Each file on its own, exactly as a user runs it: exit 1 and scenario b's findings."""
     done = authtrace("check", path, "--json")
     assert done.returncode == 1, done.stderr
-    (obj,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    (obj,) = [valid(json.loads(line)) for line in done.stdout.splitlines() if line.strip()]
     assert kinds(obj) == SCENARIO_B_KINDS, [f["title"] for f in obj["findings"]]
     assert obj["notes"] == []
     (idp,) = [f for f in obj["findings"] if f["kind"] == "idp_error"]
@@ -106,3 +108,16 @@ def test_fixture_is_scenario_b(checked):
     assert [h["status"] for h in hops if h["role"] == "userinfo"] == [200, 200, 401]
     (reused,) = [f for f in objects["mitm"]["findings"] if f["kind"] == "reused_code"]
     assert {e["hop"] for e in reused["evidence"]} >= {h["number"] for h in callbacks + redemptions}
+
+
+def test_fingerprints_inside_urls_keep_them_urls(checked):
+    """`code=code#…` would turn the rest of a URL into a fragment: in JSON the `#` is percent-encoded."""
+    from urllib.parse import parse_qs, urlsplit
+
+    _, objects, _ = checked
+    urls = [e["url"] for f in objects["mitm"]["findings"] for e in f["evidence"]]
+    with_code = [u for u in urls if "code=" in u]
+    assert with_code
+    for u in with_code:
+        parts = urlsplit(u)
+        assert parts.fragment == "" and parse_qs(parts.query)["code"][0].startswith("code#"), u

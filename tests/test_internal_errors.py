@@ -6,6 +6,7 @@ from authtrace.main import main
 from authtrace.reports import checks
 
 from builders import signin_flows, to_har
+from schema import valid
 
 
 def broken_check(s):
@@ -24,7 +25,7 @@ def test_a_check_that_raises_is_reported_as_a_bug_and_the_others_still_count(tmp
     assert "internal error in the check broken_check (KeyError: 'boom')" in err and "authtrace bug" in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert main(["check", str(capture), "--json"]) == 3
-    obj = json.loads(capsys.readouterr().out)
+    obj = valid(json.loads(capsys.readouterr().out))
     assert obj["internal_errors"] == ["broken_check: KeyError: 'boom'"]
     assert [f["kind"] for f in obj["findings"]] == ["state_mismatch"]
     db = str(tmp_path / "s.db")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from builders import signin_flows, to_har
+from schema import valid
 
 CLI = [sys.executable, "-m", "authtrace"]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -37,8 +38,8 @@ def test_hop_numbers_follow_time_and_agree_everywhere(tmp_path):
     alone = run("check", str(bad), "--json")
     both = run("check", str(other), str(bad), "--json", "--db", dbp)
     assert alone.returncode == both.returncode == 1, both.stderr
-    b_alone = json.loads(alone.stdout)
-    b_both = json.loads(both.stdout.splitlines()[1])
+    b_alone = valid(json.loads(alone.stdout))
+    b_both = valid(json.loads(both.stdout.splitlines()[1]))
     def numbers(obj: dict) -> list:
         return [(f["kind"], [e["hop"] for e in f["evidence"]]) for f in obj["findings"]]
     assert numbers(b_alone) == numbers(b_both)  # the same numbers whatever else the store holds
@@ -55,8 +56,8 @@ def test_hop_numbers_follow_time_and_agree_everywhere(tmp_path):
     html = out.read_text()
     assert re.findall(r'data-hop="(\d+)"', html) == [str(n) for n in range(1, 8)]
     assert 'href="#hop-3"' in html and 'href="#hop-7"' in html and "#3 callback" in html
-    offsets = re.findall(r'<span class="time">\+(\d+\.\d{3}) s', html)
-    assert [float(x) for x in offsets] == sorted(float(x) for x in offsets)  # time order, top to bottom
+    times = re.findall(r'<span class="time">(\d\d:\d\d:\d\d\.\d{3})Z<small>\+', html)
+    assert len(times) == 7 and times == sorted(times)  # UTC time of each row, in time order top to bottom
 
 
 def test_every_time_a_person_reads_is_utc(tmp_path):
@@ -66,7 +67,7 @@ def test_every_time_a_person_reads_is_utc(tmp_path):
     assert run("import", str(har), "--db", dbp).returncode == 0
     listing = run("sessions", "--db", dbp).stdout
     assert "2026-09-21T14:15:0" in listing  # 1_790_000_100 is 2026-09-21T14:15:00Z, whatever the local zone
-    report = json.loads(run("report", "--json", "--db", dbp).stdout)
+    report = valid(json.loads(run("report", "--json", "--db", dbp).stdout))
     reuse = next(f for f in report["findings"] if f["kind"] == "reused_code")
     assert ISO.fullmatch(reuse["details"]["issued"])  # a time in the details: never a raw epoch
     assert "14:15:0" in reuse["explanation"] and "Z" in reuse["explanation"]

@@ -15,6 +15,7 @@ import pytest
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
 
+from authtrace import addon
 from authtrace.addons import capture
 from authtrace.store import db
 
@@ -22,8 +23,9 @@ from builders import signin_flows
 
 
 def test_addon_file_loads_with_mitmproxy_script_loader():
-    mod = script.load_script(capture.__file__)
-    assert mod is not None and [type(a).__name__ for a in mod.addons] == ["AuthTrace", "Launcher"]
+    mod = script.load_script(addon.__file__)
+    assert mod is not None and [type(a).__name__ for a in mod.addons] == ["AuthTrace", "Launcher", "ContentViews",
+                                                                          "LiveFindings"]
 
 
 def test_hooks_store_hops_and_flows_without_response(tmp_path):
@@ -140,11 +142,12 @@ def test_record_app_runs_with_proxy_env_and_stops_when_it_exits(tmp_path):
            f"{base}/token; echo \"ca=$REQUESTS_CA_BUNDLE\"")
     try:
         out = subprocess.run([sys.executable, "-m", "authtrace", "record", "--db", dbp, "--listen-port",
-                              str(free_port()), "--app", app, "--", "--set", f"confdir={tmp_path / 'conf'}"],
+                              "0", "--app", app, "--", "--set", f"confdir={tmp_path / 'conf'}"],
                              capture_output=True, text=True, timeout=60)
     finally:
         up.shutdown()
-    assert "app exited" in out.stdout and "mitmproxy-ca-cert.pem" in out.stdout
+    # the app followed the port the proxy really bound (--listen-port 0) and got the combined CA bundle
+    assert "app exited" in out.stdout and "authtrace-ca-bundle.pem" in out.stdout
     hops = db.load_hops(db.open_db(dbp), 1)
     assert [h.role for h in hops] == ["token"] and hops[0].actor == "app"
     assert "APP-CODE-SECRET" not in out.stdout + out.stderr

@@ -18,11 +18,9 @@ import pytest
 from authtrace.addons.context import CaptureContext
 from authtrace.addons.hops import flow_to_hops
 from authtrace.addons.importers import import_file
-from authtrace.reports.diagnose import Analysis
-from authtrace.reports.flows import flow_groups
+from authtrace.reports.diagnose import assemble
 from authtrace.reports.html import render_html, write_report
 from authtrace.reports.leakcheck import LeakError, find_leaks
-from authtrace.reports.verdict import verdict
 from authtrace.store import db
 from authtrace.store.records import (
     Answer,
@@ -68,9 +66,8 @@ def _store(engine, flows, name="capture.har", flows_seen=None):
 
 def report_of(session, hops, findings=(), notes=(), redact_pii=False) -> str:
     """The report of these records, as `authtrace report` makes it (findings given, not checked)."""
-    findings = list(findings)
-    a = Analysis(session, hops, findings, [], list(notes), verdict(findings, len(hops), session.flows_seen),
-                 flow_groups(hops))
+    a = assemble(session, hops, list(findings))
+    a.notes = list(notes)
     return render_html(a, redact_pii=redact_pii)
 
 
@@ -533,3 +530,13 @@ def test_hostile_report_runs_nothing_in_chromium(chromium, engine, tmp_path):
     assert [c for c in seen["console"] if c[0] in ("error", "pageerror")] == [], seen["console"]
     assert not seen["dialogs"]
     page.close()
+
+
+def test_login_steps_carry_the_flow_tag_of_their_sign_in(engine):
+    """The provider's pages between authorize and callback (login, credential POST) belong to that sign-in."""
+    session, hops = _store(engine, signin_flows(time.time() - 600))
+    html = report_of(session, hops)
+    for h in hops:
+        if h.role in ("authorize", "login", "callback", "token"):
+            block = html[html.index(f'data-hop="{h.number}"'):]
+            assert '<span class="ftag f0">F1</span>' in block[:block.index("</summary>")], h.role

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from authtrace.addons.context import CaptureContext
-from authtrace.addons.hops import flow_to_hops
-from authtrace.addons.importers.har import har_entries, har_flows
+from authtrace.addons.hops import exchange_to_hops, flow_to_hops
+from authtrace.addons.importers.har import har_entries, har_exchanges
 from authtrace.addons.importers.mitm import mitm_flows
 from authtrace.addons.importers.sniff import CaptureError, Progress, sniff
+from authtrace.addons.message import Exchange
 from authtrace.store import db
 from authtrace.store.records import Hop
 
@@ -55,7 +56,7 @@ def import_file(engine: Engine, path: str, progress: Progress | None = None) -> 
         if updates:
             db.set_signatures(engine, sid, updates)
 
-    source = har_flows(har[0], har[1], ctx, progress) if har else mitm_flows(path, progress)
+    source = har_exchanges(har[0], har[1], ctx, progress) if har else mitm_flows(path, progress)
     try:
         for item in source:
             if item is None:  # an entry that could not become a flow
@@ -66,10 +67,11 @@ def import_file(engine: Engine, path: str, progress: Progress | None = None) -> 
                 continue
             flows += 1
             try:
-                new = flow_to_hops(item, ctx)
-            except Exception:
+                new = exchange_to_hops(item, ctx) if isinstance(item, Exchange) else flow_to_hops(item, ctx)
+            except Exception:  # an authtrace bug loses this entry only, never the file
                 bugs += 1
-                log.exception("authtrace bug: could not decode a flow to %s", item.request.pretty_host)
+                log.exception("authtrace bug: could not decode an exchange with %s",
+                              item.host if isinstance(item, Exchange) else item.request.pretty_host)
                 continue
             hops += len(new)
             batch.extend(new)

@@ -1,25 +1,26 @@
-"""HAR files (Chrome, Edge, Firefox, Safari exports) -> flows for the hop builder.
+"""HAR files (Chrome, Edge, Firefox, Safari exports) -> exchanges for the hop builder.
 
 Parsed once with orjson; the cheap pre-filter runs on the plain entry dicts and only the entries
-that may be auth hops become mitmproxy flows (mitmproxy's own `request_to_flow`). Building a flow
-for every entry is what makes mitmproxy's HAR reader 5-15x slower than the parse (PERF.md). A
+that may be auth hops become `Exchange`s, read straight from the entry (no mitmproxy flow: building
+one per entry is what makes mitmproxy's HAR reader 5-15x slower than the parse, PERF.md). A
 truncated HAR is read again with ijson, a streaming parser, to keep every entry before the damage.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import ijson
 import orjson
-from mitmproxy import exceptions, http
-from mitmproxy.flow import Error
-from mitmproxy.io.har import request_to_flow
 
 from authtrace.addons.context import CaptureContext
 from authtrace.addons.importers.sniff import CaptureError, Progress
+from authtrace.addons.message import MAX_BODY, Exchange, is_text
 from authtrace.addons.roles import might_be_auth
 
 
@@ -99,51 +100,96 @@ def _clean_headers(headers: object) -> list[dict[str, str]]:
     return out
 
 
-def _entry_to_flow(entry: dict[str, Any]) -> http.HTTPFlow:
-    """mitmproxy's converter, after making the entry complete enough for it. Browser exports differ:
-    Chrome lists form fields under postData.params, Safari and Firefox omit fields or send nulls;
-    other tools write wrongly typed fields, which are dropped so that the rest of the entry is kept."""
-    req = dict(entry["request"])
-    req["headers"] = _clean_headers(req.get("headers"))
-    resp = dict(entry["response"]) if isinstance(entry.get("response"), dict) else {}
+def _header_dict(pairs: list[dict[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for h in pairs:
+        out.setdefault(h["name"].lower(), h["value"])
+    return out
+
+
+def _started(entry: dict[str, Any]) -> float:
+    value = entry.get("startedDateTime")
+    if not isinstance(value, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _request_text(req: dict[str, Any]) -> str:
+    """The request body as text: Chrome lists form fields under postData.params, others write text."""
     pd = req.get("postData")
-    if pd is not None and not isinstance(pd, dict):
-        del req["postData"]
-    elif isinstance(pd, dict) and not isinstance(pd.get("text"), str):
-        fields = pd.get("params")
-        params = fields if isinstance(fields, list) else []
-        req["postData"] = dict(pd, text=urlencode([(p.get("name", ""), p.get("value", "")) for p in params
-                                                   if isinstance(p, dict)]))
-    req.setdefault("httpVersion", "HTTP/1.1")
-    # the body is already decoded text: drop Content-Encoding so mitmproxy does not re-compress it
-    headers = [h for h in _clean_headers(resp.get("headers")) if h["name"].lower() != "content-encoding"]
-    has_location = any(h["name"].lower() == "location" for h in headers)
-    if not has_location and isinstance(resp.get("redirectURL"), str) and resp["redirectURL"]:
-        headers.append({"name": "location", "value": resp["redirectURL"]})
+    if not isinstance(pd, dict):
+        return ""
+    text = pd.get("text")
+    if isinstance(text, str):
+        return text[:MAX_BODY]
+    fields = pd.get("params")
+    params: list[Any] = fields if isinstance(fields, list) else []
+    return urlencode([(str(p.get("name", "")), str(p.get("value", ""))) for p in params if isinstance(p, dict)])
+
+
+def _response_text(content: Any, headers: dict[str, str]) -> str:
+    """The answer's body as text (HAR bodies are already decoded; base64 ones are decoded here), only
+    for text-like answers, capped like live capture's."""
+    if not isinstance(content, dict) or not isinstance(content.get("text"), str):
+        return ""
+    if not is_text(headers.get("content-type", "").lower()):
+        return ""
+    text: str = content["text"]
+    if content.get("encoding") == "base64":
+        try:
+            return base64.b64decode(text[: MAX_BODY * 2], validate=False)[:MAX_BODY].decode("utf-8", "replace")
+        except (ValueError, binascii.Error):
+            return ""
+    return text[:MAX_BODY]
+
+
+def exchange_of(entry: dict[str, Any]) -> Exchange:
+    """One HAR entry as the hop builder reads it, without building a mitmproxy flow (that costs 5-15x
+    the parse, PERF.md). Browser exports differ: Chrome lists form fields under postData.params and
+    writes status 0 for requests with no answer, Safari and Firefox omit fields or send nulls, other
+    tools write wrongly typed fields; what cannot be read is dropped and the rest of the entry kept."""
+    req = entry["request"]
+    url = req["url"]
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError("no absolute URL")
+    rh = _header_dict(_clean_headers(req.get("headers")))
+    host = (rh.get("host") or rh.get(":authority") or urlsplit(url).netloc).rpartition("@")[2]
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    method = req.get("method")
+    if not isinstance(method, str) or not method:
+        raise ValueError("no method")
+    started = _started(entry)
+    elapsed = entry.get("time")
+    ex = Exchange(method=method.upper(), url=url, host=host.lower(), started=started, request_headers=rh,
+                  request_text=_request_text(req) if method.upper() not in ("GET", "HEAD") else "")
+    answer = entry.get("response")
+    resp: dict[str, Any] = answer if isinstance(answer, dict) else {}
     status = resp.get("status")
     if isinstance(status, str) and status.strip().isdigit():  # "302" from hand-made or converted HARs
         status = int(status)
-    failed = not isinstance(status, int) or status <= 0  # Chrome writes status 0 for requests with no answer
-    raw_content = resp.get("content")
-    content = {k: v for k, v in raw_content.items() if k != "text" or isinstance(v, str)} \
-        if isinstance(raw_content, dict) else {}
-    resp = {"status": 200 if failed else status, "httpVersion": resp.get("httpVersion") or "HTTP/1.1",
-            "headers": headers, "content": content}
-    e = {"startedDateTime": entry.get("startedDateTime") or "1970-01-01T00:00:00Z",
-         "time": entry.get("time") if isinstance(entry.get("time"), (int, float)) and entry["time"] >= 0 else 0,
-         "request": req, "response": resp}
-    flow = request_to_flow(e)
-    if failed:
-        flow.response = None
-        err = _get(entry, "response", "_error") or "no response recorded"
-        flow.error = Error(str(err))
-    return flow
+    if not isinstance(status, int) or isinstance(status, bool) or status <= 0:
+        ex.transport_error = str(resp.get("_error") or "no response recorded")  # Chrome: status 0
+        return ex
+    headers = _clean_headers(resp.get("headers"))
+    sh = _header_dict(headers)
+    if "location" not in sh and isinstance(resp.get("redirectURL"), str) and resp["redirectURL"]:
+        sh["location"] = resp["redirectURL"]
+    ex.status = status
+    ex.response_headers = sh
+    ex.ended = started + elapsed / 1000 if isinstance(elapsed, (int, float)) and elapsed >= 0 else started
+    ex.response_text = _response_text(resp.get("content"), sh)
+    ex.set_cookie_names = [h["value"].split(";", 1)[0].partition("=")[0].strip() for h in headers
+                           if h["name"].lower() == "set-cookie"]
+    return ex
 
 
-def har_flows(entries: list[Any], problem: str | None, ctx: CaptureContext,
-              progress: Progress | None) -> Iterator[Any]:
-    """Flows of the entries that may be auth hops; for runs of other entries, their count; None for an
-    entry that cannot become a flow."""
+def har_exchanges(entries: list[Any], problem: str | None, ctx: CaptureContext,
+                  progress: Progress | None) -> Iterator[Any]:
+    """Exchanges of the entries that may be auth hops; for runs of other entries, their count; None for
+    an entry that cannot be read."""
     total = len(entries)
     passed = 0
     for i, entry in enumerate(entries):
@@ -156,8 +202,8 @@ def har_flows(entries: list[Any], problem: str | None, ctx: CaptureContext,
             yield passed
             passed = 0
         try:
-            yield _entry_to_flow(entry)
-        except (KeyError, TypeError, ValueError, AttributeError, exceptions.MitmproxyException):
+            yield exchange_of(entry)
+        except (KeyError, TypeError, ValueError, AttributeError):
             yield None
     if passed:
         yield passed

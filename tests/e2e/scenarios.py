@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import flows, rig
+from schema import valid
 
 if TYPE_CHECKING:
     from .conftest import Capture, Stack
@@ -149,14 +150,14 @@ class Outcome:
         self.start_analysis()
         rc, out, err = self.report_run.result()
         assert rc == 0, f"{' '.join(self.report_run.args)} exited {rc}:\n{err}"
-        return json.loads(out)
+        return valid(json.loads(out))
 
     @cached_property
     def _check(self) -> tuple[int, dict[str, dict]]:
         self.start_analysis()
         rc, out, err = self.check_run.result()
         assert rc in (0, 1), f"{' '.join(self.check_run.args)} exited {rc}:\n{err}"
-        objects = [json.loads(line) for line in out.splitlines() if line.strip()]
+        objects = [valid(json.loads(line)) for line in out.splitlines() if line.strip()]
         assert len(objects) == len(self.files), out
         return rc, {f.suffix.lstrip("."): o for f, o in zip(self.files, objects, strict=True)}
 

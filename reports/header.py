@@ -1,0 +1,110 @@
+"""What sign-in a capture holds, in one block a person reads before the findings: the app, the
+identity provider, the clients, the kinds of flow, where the capture came from and when.
+
+Derived from the hops (never stored): an old store gets the same header as a new one.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from authtrace.addons import providers as pv
+from authtrace.reports.checks.grants import tenant_of
+from authtrace.store.records import Actor, CaptureSession, Hop, Role
+
+# (pattern, name) in order: the first that matches a user agent names the client
+CLIENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bTeams/([\d.]+)"), "Microsoft Teams {}"),
+    (re.compile(r"\bEdg(?:A|iOS)?/(\d+)"), "Edge {}"),
+    (re.compile(r"\bWebView2\b|\bwv\)"), "embedded webview"),
+    (re.compile(r"\bElectron/(\d+)"), "Electron {}"),
+    (re.compile(r"\bFirefox/(\d+)"), "Firefox {}"),
+    (re.compile(r"\bHeadlessChrome/(\d+)"), "headless Chrome {}"),
+    (re.compile(r"\bChrome/(\d+)"), "Chrome {}"),
+    (re.compile(r"\bVersion/(\d+)[\d.]* .*Safari/"), "Safari {}"),
+    (re.compile(r"^python-requests/([\d.]+)"), "python-requests {}"),
+    (re.compile(r"^python-httpx/([\d.]+)"), "httpx {}"),
+    (re.compile(r"^Python-urllib/([\d.]+)"), "Python urllib {}"),
+    (re.compile(r"^curl/([\d.]+)"), "curl {}"),
+    (re.compile(r"^node(?:-fetch)?\b|^undici\b|^axios/"), "Node.js"),
+    (re.compile(r"^okhttp/([\d.]+)"), "OkHttp {}"),
+    (re.compile(r"^Go-http-client/([\d.]+)"), "Go {}"),
+    (re.compile(r"\bMSAL\.\w+|\bMicrosoft\.Identity"), "MSAL"),
+)
+GRANTS = {"authorization_code": "authorization code", "refresh_token": "refresh token",
+          "client_credentials": "client credentials", "urn:ietf:params:oauth:grant-type:device_code": "device code",
+          "device_code": "device code", "urn:ietf:params:oauth:grant-type:jwt-bearer": "JWT bearer (on-behalf-of)",
+          "urn:ietf:params:oauth:grant-type:token-exchange": "token exchange", "password": "password (ROPC)"}
+SOURCES = {"live": "live capture", "har": "HAR file", "mitm": "mitmproxy flow file"}
+
+
+@dataclass(slots=True, frozen=True)
+class SignIn:
+    app_hosts: tuple[str, ...]
+    identity_providers: tuple[str, ...]  # "login.microsoftonline.com (Microsoft Entra ID)"
+    issuers: tuple[str, ...]
+    tenants: tuple[str, ...]
+    client_ids: tuple[str, ...]
+    flows: tuple[str, ...]  # "authorization code + PKCE", "implicit", "device code", ...
+    clients: tuple[str, ...]  # "Chrome 156", "python-requests 2.32"
+    source: str  # "HAR file from Chrome 156"
+    first: float | None
+    last: float | None
+
+
+def client_of(user_agent: str | None) -> str:
+    """A user agent as a person names the client: 'Chrome 156', 'embedded webview', 'curl 8.5'."""
+    if not user_agent:
+        return "no user agent"
+    for rx, name in CLIENTS:
+        m = rx.search(user_agent)
+        if m:
+            return name.format(m.group(1).split(".")[0] if "{}" in name and m.groups() else "").strip()
+    return user_agent.split(" ", 1)[0][:40]
+
+
+def _ordered(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def signin_of(session: CaptureSession, hops: list[Hop]) -> SignIn:
+    authorize = [h for h in hops if h.role == Role.AUTHORIZE]
+    idp_hosts = _ordered([h.host for h in hops if h.role in (Role.AUTHORIZE, Role.TOKEN, Role.DEVICE)])
+    flows = []
+    for a in authorize:
+        rt = set((a.params.get("response_type") or "").split())
+        if "code" in rt:
+            kind = "hybrid" if rt & {"id_token", "token"} else "authorization code"
+            if a.params.get("code_challenge"):
+                kind += " + PKCE"
+            flows.append(kind)
+        elif rt & {"id_token", "token"}:
+            flows.append("implicit")
+    for h in hops:
+        if h.role == Role.TOKEN:
+            grant = h.params.get("grant_type")
+            if grant and grant != "authorization_code":
+                flows.append(GRANTS.get(grant, grant))
+        elif h.role == Role.DEVICE:
+            flows.append("device code")
+    tokens = [t for h in hops for t in h.tokens if t.kind == "id_token" or t.where.startswith("response.")]
+    clients = _ordered([client_of(h.user_agent) for h in hops if h.actor == Actor.BROWSER])
+    apps = _ordered([client_of(h.user_agent) for h in hops if h.actor != Actor.BROWSER])
+    source = SOURCES.get(session.kind, session.kind)
+    if session.kind == "har" and clients:
+        source += f" from {clients[0]}"
+    return SignIn(
+        app_hosts=_ordered([h.host for h in hops if h.role == Role.CALLBACK]),
+        identity_providers=tuple(f"{h} ({pv.provider_of(h)})" if pv.provider_of(h) else h for h in idp_hosts),
+        issuers=_ordered([h.answer.issuer or "" for h in hops] + [t.iss or "" for t in tokens if t.kind == "id_token"]),
+        tenants=_ordered([tenant_of(h.path) or "" for h in hops if h.role in (Role.AUTHORIZE, Role.TOKEN)]
+                         + [t.tid or "" for t in tokens]),
+        client_ids=_ordered([h.client_id or "" for h in hops if h.role in (Role.AUTHORIZE, Role.TOKEN, Role.DEVICE)]),
+        flows=_ordered(flows), clients=clients + tuple(a for a in apps if a not in clients), source=source,
+        first=hops[0].started if hops else session.first_seen, last=hops[-1].started if hops else session.last_seen)
+
+
+def signin_rows(s: SignIn) -> list[tuple[str, tuple[str, ...]]]:
+    """The header as labelled rows, in the order a reader looks for them."""
+    return [("App", s.app_hosts), ("Identity provider", s.identity_providers), ("Tenant", s.tenants),
+            ("Issuer", s.issuers), ("Client id", s.client_ids), ("Flow", s.flows), ("Client", s.clients)]
