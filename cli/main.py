@@ -280,6 +280,21 @@ def _output_problem(path: str) -> str | None:
     return None
 
 
+def _write_page(html: str, path: str) -> bool:
+    """Write a page after the leak check; False (and one sentence) when it must not or cannot be written."""
+    from authtrace.reports.html import LeakError, write_report
+
+    try:
+        write_report(html, path)
+    except LeakError as e:
+        _say(f"refusing to write {path}: {e}")
+        return False
+    except OSError as e:
+        _say(f"cannot write {path}: {e.strerror}.")
+        return False
+    return True
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
@@ -312,16 +327,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.summary:
         print(summary_text(a, args.redact_pii), end="")
         return rc
-    from authtrace.reports.html import LeakError, render_html, write_report
+    from authtrace.reports.html import render_html
 
     out = out or f"authtrace-{session.id}.html"
-    try:
-        write_report(render_html(a, redact_pii=args.redact_pii), out)
-    except LeakError as e:
-        _say(f"refusing to write {out}: {e}")
-        return EXIT_BAD_INPUT
-    except OSError as e:
-        _say(f"cannot write {out}: {e.strerror}.")
+    if not _write_page(render_html(a, redact_pii=args.redact_pii), out):
         return EXIT_BAD_INPUT
     print(f"{out}: {len(a.findings)} finding(s), {len(a.hops)} hops")
     return rc
@@ -392,15 +401,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     rc = max(rc_good, rc_bad)
     if args.output:
         from authtrace.reports.diff_html import render_diff_html
-        from authtrace.reports.html import LeakError, write_report
 
-        try:
-            write_report(render_diff_html(c, redact_pii=args.redact_pii), args.output)
-        except LeakError as e:
-            _say(f"refusing to write {args.output}: {e}")
-            return EXIT_BAD_INPUT
-        except OSError as e:
-            _say(f"cannot write {args.output}: {e.strerror}.")
+        if not _write_page(render_diff_html(c, redact_pii=args.redact_pii), args.output):
             return EXIT_BAD_INPUT
         explained = sum(1 for d in c.differences if d.explains)
         print(f"{args.output}: {len(c.differences)} relevant difference(s), {explained} explaining BAD's findings")

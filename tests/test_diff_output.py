@@ -21,6 +21,7 @@ from authtrace.reports.leakcheck import find_leaks
 
 from canaries import canaries, leaks
 from diffkit import ARM, diff_of, signin, write
+from schema import valid
 from test_report import _open, chromium  # noqa: F401 - the module's real headless Chromium and its page opener
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -79,7 +80,7 @@ def test_terminal_puts_the_explaining_difference_first(tmp_path, engine):
 
 def test_json_is_the_same_comparison(tmp_path, engine):
     c = foundry_pair(engine, tmp_path)
-    out = to_json(c)
+    out = valid(to_json(c), "diff")
     text = json.dumps(out)
     assert out["relevant"] is True and out["bad"]["findings"][0]["kind"] == "wrong_audience"
     d0 = out["differences"][0]
@@ -87,7 +88,7 @@ def test_json_is_the_same_comparison(tmp_path, engine):
     assert d0["explains"][0]["kind"] == "wrong_audience"
     assert [d["subject"] for d in out["differences"]] == [d.subject for d in c.differences]
     step = out["flows"][0]["steps"][0]
-    assert step["good"]["hop"] == 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", step["good"]["started"])
+    assert step["good"]["hop"] == 1 and step["good"]["flow"] == 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", step["good"]["started"])
     assert {e["subject"] for e in out["expected"]} >= {"state", "token fingerprints"}
     assert not any(s in text for s in SECRETS) and "eyJ" not in text
 
@@ -134,7 +135,7 @@ def test_redact_pii_masks_people_in_the_page_and_the_json(tmp_path, engine):
     c = diff_of(engine, tmp_path, signin(1), bad)
     plain = render_diff_html(c)
     assert "alice@contoso.test" in plain and "203.0.113.7" in plain
-    for text in (render_diff_html(c, redact_pii=True), json.dumps(to_json(c, redact_pii=True))):
+    for text in (render_diff_html(c, redact_pii=True), json.dumps(valid(to_json(c, redact_pii=True), "diff"))):
         assert "alice@contoso.test" not in text and "203.0.113.7" not in text
         assert "[user 1]" in text and "[ip 1]" in text
     assert "personal data masked" in render_diff_html(c, redact_pii=True)
@@ -205,7 +206,9 @@ def test_command_exit_codes_and_outputs(tmp_path, capsys):
     assert [line.split()[0] for line in out.splitlines()[4:10]] == ["authorize", "login", "callback", "token", "jwks",
                                                                   "api"]
     assert run(["diff", str(good), str(bad), "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["differences"][0]["explains"][0]["kind"] == "wrong_audience"
+    out = valid(json.loads(capsys.readouterr().out), "diff")
+    assert out["differences"][0]["explains"][0]["kind"] == "wrong_audience"
+    assert out["$schema"] == "https://authtrace.dev/schema/diff-1.json"
     page = tmp_path / "diff.html"
     assert run(["diff", str(good), str(bad), "-o", str(page), "--redact-pii"]) == 1
     assert capsys.readouterr().out == f"{page}: 5 relevant difference(s), 2 explaining BAD's findings\n"

@@ -10,6 +10,7 @@ import json
 
 from . import rig
 from .scenarios import Outcome
+from schema import valid
 
 
 def saved(outcome: Outcome, suffix: str = ".mitm"):
@@ -19,7 +20,7 @@ def saved(outcome: Outcome, suffix: str = ".mitm"):
 def diff(*args) -> tuple[int, dict, str]:
     rc, out, err = rig.authtrace_cli("diff", *args, "--json").result()
     assert rc in (0, 1), f"authtrace diff exited {rc}:\n{err}"
-    return rc, json.loads(out), err
+    return rc, valid(json.loads(out), "diff"), err
 
 
 def ranks(out: dict) -> list[str]:
