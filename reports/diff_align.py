@@ -24,6 +24,7 @@ from authtrace.store.records import Hop, Role
 T = TypeVar("T")
 MAX_CELLS = 250_000  # above this, pairing in order replaces the optimal alignment (huge captures)
 HOST_KEYED = (Role.API, Role.LOGIN)  # steps told apart by where they go; the others by what they are
+STARTS = (Role.AUTHORIZE, Role.DEVICE, Role.CALLBACK, Role.TOKEN)  # the protocol steps a flow can begin with
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _TOKENISH = re.compile(r"^[A-Za-z0-9_~.+=-]{16,}$")
 
@@ -100,9 +101,13 @@ def align(a: Sequence[T], b: Sequence[T], score: Callable[[T, T], float]) -> lis
 # ---- flows ----------------------------------------------------------------------------------------
 
 def flows_of(a: Analysis) -> list[tuple[int | None, list[Hop]]]:
-    """The side's sign-in flows in order of their first hop, each with its hops in time order. A hop in
-    no flow joins the flow it happens in (the latest one started before it that has not ended), else
-    the next flow (discovery before the authorize request), else the last one."""
+    """The side's sign-in flows in order of their first hop, each with its hops in time order.
+
+    A flow that starts with a callback or a code redemption is the rest of the sign-in before it whose
+    link broke (a callback whose state was altered shares nothing with its authorize request): it
+    joins the latest earlier flow that has an authorize request. A hop in no flow joins the flow it
+    happens in (the latest one started before it that has not ended), else the next flow (discovery
+    before the authorize request), else the last one."""
     members: dict[int, list[Hop]] = {}
     for h in a.hops:
         f = a.flows.get(h.number)
@@ -110,6 +115,15 @@ def flows_of(a: Analysis) -> list[tuple[int | None, list[Hop]]]:
             members.setdefault(f, []).append(h)
     if not members:
         return [(None, list(a.hops))] if a.hops else []
+    started: list[int] = []  # flows with an authorize request, in order
+    for f, hs in sorted(members.items(), key=lambda kv: kv[1][0].started):
+        first = next((h for h in hs if h.role in STARTS), None)
+        if first is not None and first.role == Role.AUTHORIZE:
+            started.append(f)
+        elif (first is None or _continues(first)) and started:
+            members[started[-1]] += members.pop(f)
+    for hs in members.values():
+        hs.sort(key=lambda h: (h.started, h.number))
     spans = sorted(((hs[0].started, hs[-1].started, f) for f, hs in members.items()))
     for h in a.hops:
         if h.number in a.flows:
@@ -121,11 +135,16 @@ def flows_of(a: Analysis) -> list[tuple[int | None, list[Hop]]]:
     return [(f, sorted(members[f], key=lambda h: (h.started, h.number))) for _, _, f in spans]
 
 
+def _continues(h: Hop) -> bool:
+    """A step that only continues a sign-in begun elsewhere: a callback, a code redemption."""
+    return h.role == Role.CALLBACK or (h.role == Role.TOKEN and grant_of(h) == "authorization_code")
+
+
 def _flow_kind(hops: list[Hop]) -> tuple[str, str | None, str | None]:
     """(first protocol step, client id, redirect_uri) of a flow."""
     kind, client, redirect = "other", None, None
     for h in hops:
-        if kind == "other" and h.role in (Role.AUTHORIZE, Role.TOKEN, Role.DEVICE, Role.CALLBACK):
+        if kind == "other" and h.role in STARTS:
             kind = step_label(h)
         client = client or h.client_id
         redirect = redirect or h.params.get("redirect_uri")

@@ -156,17 +156,13 @@ def _looks_random(s: str) -> bool:
 
 
 class SideFacts:
-    """The facts of one side's hops, with what they need from the whole side (its authorize requests,
-    its callbacks by code)."""
+    """The facts of one side's hops, with what they need from the whole side: its authorize requests
+    (the states, nonces, redirect URIs and PKCE challenges the bindings are checked against)."""
 
     def __init__(self, hops: list[Hop]):
         self.index = SessionIndex(hops)
         self.sent_states = {a.state for a in self.index.authorize if a.state}
         self.sent_nonces = {a.nonce for a in self.index.authorize if a.nonce}
-        self.callback_of: dict[str, Hop] = {}
-        for c in self.index.callbacks:
-            if c.code_fp:
-                self.callback_of.setdefault(c.code_fp, c)
 
     def of(self, h: Hop, prev: Hop | None) -> list[Fact]:
         out: list[Fact] = []
@@ -177,6 +173,8 @@ class SideFacts:
             self._callback(h, out)
         if h.role == Role.TOKEN and h.code_fp:
             self._redemption(h, out)
+        if h.role in (Role.TOKEN, Role.API, Role.USERINFO) and "dpop" in h.request_headers:
+            out.append(Fact(field="dpop", name="DPoP proof", group=C, value="sent"))
         self._outcome(h, out)
         for t in h.tokens:
             self._token(t, out)
@@ -220,9 +218,6 @@ class SideFacts:
             out.append(Fact(field="pkce_method", name="PKCE method", group=C, value=method))
         if h.role in (Role.TOKEN, Role.DEVICE):
             out.append(Fact(field="client_auth", name="client authentication", group=C, value=_client_auth(h)))
-        if h.role in (Role.TOKEN, Role.API, Role.USERINFO):
-            if "dpop" in h.request_headers:
-                out.append(Fact(field="dpop", name="DPoP proof", group=C, value="sent"))
 
     def _callback(self, h: Hop, out: list[Fact]) -> None:
         p = h.params

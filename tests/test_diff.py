@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import time
 
+from authtrace.reports.diff import compare
 from authtrace.reports.diff_align import align, align_steps, norm_path
 from authtrace.reports.diff_model import Group, Rank
 from authtrace.store.records import Hop, Role
 
 from builders import flow
-from diffkit import ARM, WEBVIEW_UA, device_signin, diff_of, signin
+from diffkit import ARM, WEBVIEW_UA, analysed, device_signin, diff_of, signin, write
 
 
 def subjects(c, rank=None):
@@ -276,3 +277,21 @@ def _move(f, old: str, new: str) -> None:
                 f.request.urlencoded_form[k] = new + v[len(old):]
     if f.response is not None and old in (f.response.get_text() or ""):
         f.response.set_text(f.response.get_text().replace(old, new))
+
+
+def test_a_callback_with_an_altered_state_stays_in_its_sign_in(tmp_path, engine):
+    """BAD's callback carries another state than its authorize request. Where nothing links the two
+    halves, the timeline's flow groups split there (oidc-provider's captures do: the authorize and
+    login hops are F1, the code's hop and the callback F2); the diff still pairs the callback with
+    GOOD's, because a flow that begins with a callback continues the sign-in before it."""
+    bad = signin(2)
+    bad[3].request.urlencoded_form["state"] = "state-2-altered-by-an-extension"
+    g, b = analysed(engine, write(tmp_path / "good.har", signin(1))), analysed(engine, write(tmp_path / "bad.har", bad))
+    assert [(h.number, h.role) for h in b.hops][:4] == [(1, "authorize"), (2, "login"), (3, "callback"), (4, "token")]
+    b.flows = {1: 1, 2: 1, 3: 2, 4: 2, 6: 2}  # split as oidc-provider's capture splits
+    c = compare(g, b)
+    assert [f.kind for f in c.bad.findings] == ["state_mismatch"]
+    assert len(c.flows) == 1 and all(s.good is not None and s.bad is not None for s in c.flows[0].steps)
+    top = first(c)
+    assert top.subject == "callback · state matches the authorize request's" and (top.good, top.bad) == ("yes", "no")
+    assert [f.kind for f in top.explains] == ["state_mismatch"]
