@@ -51,17 +51,19 @@ _TIMELINE = "<!-- timeline -->"
 
 
 @lru_cache(maxsize=1)
-def _env() -> Environment:
+def environment() -> Environment:
+    """The Jinja2 environment of every page: autoescape on, undefined names an error."""
     return Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined,
                        trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 
-@lru_cache(maxsize=1)
-def _css() -> str:
-    with open(os.path.join(TEMPLATE_DIR, "report.css"), encoding="utf-8") as fh:
+@lru_cache(maxsize=4)
+def stylesheet(name: str = "report.css") -> str:
+    """A static stylesheet of the templates folder: `report.css`, and `diff.css` for `authtrace diff`."""
+    with open(os.path.join(TEMPLATE_DIR, name), encoding="utf-8") as fh:
         css = fh.read()
     if "</" in css:  # the stylesheet is static; this guards against an edit that would end <style>
-        raise ValueError("report.css must not contain '</'")
+        raise ValueError(f"{name} must not contain '</'")
     return css
 
 
@@ -70,13 +72,14 @@ def style_hash(css: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode() + "'"
 
 
-def csp() -> str:
-    return (f"default-src 'none'; style-src {style_hash(_css())}; img-src data:; base-uri 'none'; "
-            "form-action 'none'")
+def csp(css: str | None = None) -> str:
+    """The page's Content-Security-Policy; `css` is its one inline stylesheet (default: the timeline's)."""
+    return (f"default-src 'none'; style-src {style_hash(stylesheet() if css is None else css)}; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
 
 
 @lru_cache(maxsize=1)
-def _version() -> str:
+def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -220,7 +223,7 @@ def render_html(a: Analysis, redact_pii: bool = False) -> str:
     first_seen = sess.first_seen or (hops[0].started if hops else None)
     last_seen = sess.last_seen or (hops[-1].started if hops else None)
     flows_legend = sorted(legend.values(), key=lambda g: g["n"])
-    css = _css()
+    css = stylesheet()
     ctx = {
         "css": Markup(css),  # the package's own static stylesheet, never captured data
         "csp": Markup(csp()),
@@ -239,9 +242,9 @@ def render_html(a: Analysis, redact_pii: bool = False) -> str:
         "timeline": Markup(_TIMELINE), "nhops": len(hops), "noise": noise, "flows_seen": sess.flows_seen,
         "flows": flows_legend[:MAX_FLOWS], "nflows": len(flows_legend),
         "roles": sorted(role_counts.items(), key=lambda kv: ROLES.index(kv[0]) if kv[0] in ROLES else 99),
-        "known_roles": ROLES, "lanes": LANE_TITLES, "redacted": redact_pii, "version": _version(),
+        "known_roles": ROLES, "lanes": LANE_TITLES, "redacted": redact_pii, "version": package_version(),
     }
-    page = _env().get_template("report.html").render(ctx)
+    page = environment().get_template("report.html").render(ctx)
     # the hops go in where the template printed the marker: joined once, with the page, instead of
     # copied through Jinja (megabytes at 10,000 hops). Every captured value in them was escaped by
     # fragments.py, and a captured string cannot hold the marker: escaped, "<" is "&lt;".
