@@ -22,6 +22,7 @@ from functools import lru_cache
 
 from authtrace.reports import audiences as au
 from authtrace.reports.catalogue import explain
+from authtrace.reports.clients import client_of
 from authtrace.reports.diff_align import norm_path, step_label
 from authtrace.reports.diff_model import Group
 from authtrace.reports.index import SessionIndex
@@ -66,12 +67,6 @@ NOISE_HEADERS = ("client-request-id", "x-ms-client-request-id", "traceparent", "
                  "x-ms-correlation-request-id", "date")
 PRESENCE_MATTERS = frozenset({"state", "nonce"})  # noise when both sent, a difference when one is missing
 _ENTRA = re.compile(r"^(/[^/]+)?/oauth2/(v2\.0/)?(authorize|token|devicecode|logout|deviceauth)/?$", re.I)
-_WEBVIEWS = ((re.compile(r";\s*wv\)"), "Android WebView"), (re.compile(r"\bElectron/"), "Electron"),
-             (re.compile(r"\bTeams/"), "Teams"), (re.compile(r"\bWebView2\b|\bEdgeWebView/"), "WebView2"),
-             (re.compile(r"\bFBAN/|\bFBAV/|\bInstagram\b|\bLinkedInApp\b"), "in-app browser"))
-_BROWSERS = (("EdgA", "Edge"), ("EdgiOS", "Edge"), ("Edg", "Edge"), ("OPR", "Opera"), ("SamsungBrowser", "Samsung"),
-             ("FxiOS", "Firefox"), ("Firefox", "Firefox"), ("CriOS", "Chrome"), ("HeadlessChrome", "HeadlessChrome"),
-             ("Chrome", "Chrome"))
 MACHINE_S = 5.0  # a time difference below this between machine steps is jitter (a busy machine, a retry)
 MACHINE_RATIO = 5.0  # … and so is one within this factor
 LIFETIME_RATIO = 2.0  # Entra randomises access-token lifetimes (60–90 min): only a factor of 2 is a difference
@@ -110,23 +105,6 @@ def loosely_equal(field: str, a: float, b: float) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def browser_of(ua: str) -> str:
-    """`Chrome 156`, `Edge 120, embedded webview (WebView2)`, `python-requests/2.34.2`."""
-    webview = next((name for rx, name in _WEBVIEWS if rx.search(ua)), None)
-    if webview is None and re.search(r"\((iPhone|iPad)", ua) and "Safari/" not in ua:
-        webview = "iOS WKWebView"
-    family = None
-    for token, name in _BROWSERS:
-        m = re.search(rf"\b{token}/(\d+)", ua)
-        if m:
-            family = f"{name} {m.group(1)}"
-            break
-    if family is None:
-        m = re.search(r"Version/(\d+)[\d.]* (Mobile/\S+ )?Safari/", ua)
-        family = f"Safari {m.group(1)}" if m else ua.split(" ", 1)[0][:60]
-    return family + (f", embedded webview ({webview})" if webview else "")
-
-
 def authority_of(h: Hop) -> tuple[str, str | None]:
     """(host and tenant or path prefix, Entra endpoint version or None) of a request to the provider."""
     m = _ENTRA.match(h.path or "")
@@ -306,7 +284,7 @@ class SideFacts:
     def _client(self, h: Hop, out: list[Fact]) -> None:
         ua = h.user_agent
         if ua:
-            out.append(Fact(field="client", name=f"{h.actor} user agent", group=K, value=f"{browser_of(ua)} · {ua}",
+            out.append(Fact(field="client", name=f"{h.actor} user agent", group=K, value=f"{client_of(ua)} · {ua}",
                             key=ua, per_step=False))
         sku, ver = h.request_headers.get("x-client-sku"), h.request_headers.get("x-client-ver")
         if sku:
