@@ -588,3 +588,14 @@ def test_a_huge_session_folds_each_clean_sign_in_into_one_row(engine):
     early = [h for h in rows if not isinstance(h, Collapsed) and h.started < t0 + 100]
     assert all(a.flows.get(h.number) is None for h in early)  # only hops of no sign-in (the JWKS) stay drawn
     assert len([h for h in rows if not isinstance(h, Collapsed)]) == len(hops) - len(folded[0].hops)
+
+
+def test_a_callback_whose_state_was_altered_stays_in_its_sign_in(engine):
+    """The page that issued the code joins the authorize request that led to it, so the callback (and its
+    redemption) carry the same flow tag although their state matches nothing."""
+    flows = signin_flows(time.time() - 600)
+    flows[3].request.content = flows[3].request.content.replace(b"state=", b"state=tampered")
+    session, hops = _store(engine, flows)
+    a = assemble(session, hops, [])
+    tags = {h.role: a.flows.get(h.number) for h in hops if h.role in ("authorize", "callback", "token")}
+    assert tags["authorize"] == tags["callback"] == tags["token"] == 1
