@@ -52,6 +52,12 @@ _PAIRS_RE = re.compile(r"(?i)(?=" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1
                        r"|[^\"'&\s,<>;}\\]+))")
 
 
+# `"code": "PermissionDenied"` in an API's error body is an error code, not an authorization code: words
+# in CamelCase or snake_case, or a phrase. A random code is neither (letters-only CamelCase of 20 random
+# base64 characters: about 1 in 10^8). reports/leakcheck.py judges `code` values by the same rule.
+ERROR_CODE_WORDS = re.compile(r"(?:[A-Z][a-z]+){1,8}|[a-z]+(?:_[a-z]+){1,8}|[A-Za-z]+(?: [A-Za-z]+){1,8}")
+
+
 class Fingerprinter:
     def __init__(self, key: bytes):
         self.key = key
@@ -118,7 +124,7 @@ class Fingerprinter:
             name, value = m.group(2).lower(), m.group(5)
             if name in PASSWORD_NAMES:
                 spans.append((m.start(5), m.end(5), PASSWORD_SENT))
-            elif "#" not in value:
+            elif "#" not in value and not (name == "code" and ERROR_CODE_WORDS.fullmatch(value)):
                 spans.append((m.start(5), m.end(5), self.fp(value, name)))
         if not spans:
             return text

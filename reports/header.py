@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authtrace.addons import providers as pv
 from authtrace.reports.checks.grants import tenant_of
 from authtrace.reports.clients import client_of
 from authtrace.store.records import Actor, CaptureSession, Hop, Role
@@ -22,7 +21,7 @@ SOURCES = {"live": "live capture", "har": "HAR file", "mitm": "mitmproxy flow fi
 @dataclass(slots=True, frozen=True)
 class SignIn:
     app_hosts: tuple[str, ...]
-    identity_providers: tuple[str, ...]  # "login.microsoftonline.com (Microsoft Entra ID)"
+    identity_providers: tuple[str, ...]  # the hosts of its authorize, token and device requests
     issuers: tuple[str, ...]
     tenants: tuple[str, ...]
     client_ids: tuple[str, ...]
@@ -65,7 +64,7 @@ def signin_of(session: CaptureSession, hops: list[Hop]) -> SignIn:
         source += f" from {clients[0]}"
     return SignIn(
         app_hosts=_ordered([h.host for h in hops if h.role == Role.CALLBACK]),
-        identity_providers=tuple(f"{h} ({pv.provider_of(h)})" if pv.provider_of(h) else h for h in idp_hosts),
+        identity_providers=idp_hosts,
         issuers=_ordered([h.answer.issuer or "" for h in hops] + [t.iss or "" for t in tokens if t.kind == "id_token"]),
         tenants=_ordered([tenant_of(h.path) or "" for h in hops if h.role in (Role.AUTHORIZE, Role.TOKEN)]
                          + [t.tid or "" for t in tokens]),

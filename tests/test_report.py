@@ -599,3 +599,22 @@ def test_a_callback_whose_state_was_altered_stays_in_its_sign_in(engine):
     a = assemble(session, hops, [])
     tags = {h.role: a.flows.get(h.number) for h in hops if h.role in ("authorize", "callback", "token")}
     assert tags["authorize"] == tags["callback"] == tags["token"] == 1
+
+
+@pytest.mark.parametrize("body,kept", [
+    ('{"error": {"code": "PermissionDenied", "message": "no access"}}', True),
+    ('{"code": "invalid_request"}', True),
+    ('{"code": "Bad Request"}', True),
+    ('{"code": "0.AXoA-real-authorization-code-9f8e7d"}', False),
+    ('{"code": "SplxlOBeZQQYbYS6WxSbIA"}', False),  # RFC 6749's example code: letters, but no CamelCase words
+])
+def test_an_error_code_in_words_stays_readable_and_a_real_code_never_does(body, kept):
+    from authtrace.addons.secrets import Fingerprinter
+
+    text = Fingerprinter(b"k" * 32).text(body)
+    value = json.loads(body)
+    value = value["error"]["code"] if "error" in value else value["code"]
+    assert (value in text) == kept
+    assert find_leaks(f"<pre>{body}</pre>") == ([] if kept else find_leaks(f"<pre>{body}</pre>"))
+    if not kept:
+        assert find_leaks(f"<pre>{body}</pre>")  # the leak check would refuse it raw
