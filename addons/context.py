@@ -34,6 +34,18 @@ def split(url: str) -> SplitResult:
         return urlsplit("")
 
 
+def _absolute(base: str, location: str) -> str:
+    """A Location made absolute against the URL it answered."""
+    if "://" in location.split("?", 1)[0]:
+        return location
+    b = split(base)
+    if location.startswith("//"):
+        return f"{b.scheme}:{location}"
+    if location.startswith("/"):
+        return f"{b.scheme}://{b.netloc}{location}"
+    return f"{b.scheme}://{b.netloc}{b.path.rsplit('/', 1)[0]}/{location}"
+
+
 def bare(url: str) -> str:
     """scheme://host[:port]/path, lower-case host, no query or fragment: for endpoint matching."""
     p = split(url)
@@ -144,6 +156,13 @@ class CaptureContext:
         self.open_authorize: dict[str, float] = {}  # IdP host -> time of the latest authorize there
         self.redirect_targets: OrderedDict[str, None] = OrderedDict()  # URLs an IdP redirected to
         self.decoded: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]] | None] = OrderedDict()
+        # URLs a CORS preflight announced request headers for (lower-case names): the request follows
+        self.preflighted: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        # a sign-in's own steps at the provider: URLs its pages redirected to on the same host, and the
+        # pages themselves (a form posted from one is a step too). They stay steps after another tab's
+        # callback, which closes `open_authorize`.
+        self.steps: OrderedDict[str, None] = OrderedDict()
+        self.pages: OrderedDict[str, None] = OrderedDict()
 
     def learn_discovery(self, doc: Any, host: str) -> str | None:
         """Endpoints from an OpenID/OAuth metadata document; returns its issuer when it is text."""
@@ -179,6 +198,25 @@ class CaptureContext:
         self.redirect_targets[bare(location)] = None
         if len(self.redirect_targets) > 200:
             self.redirect_targets.popitem(last=False)
+
+    def saw_step(self, url: str, host: str, location: str) -> None:
+        """A provider page of a sign-in (authorize, login, consent): it and where it redirects on its own
+        host are steps of that sign-in."""
+        for d, key in ((self.pages, url), (self.steps, _absolute(url, location) if location else "")):
+            if key and (d is self.pages or (split(key).hostname or "").lower() == host):
+                d[key] = None
+                d.move_to_end(key)
+                if len(d) > 500:
+                    d.popitem(last=False)
+
+    def saw_preflight(self, url: str, announced: str) -> None:
+        """A CORS preflight (OPTIONS with Access-Control-Request-Headers) for `url`."""
+        names = tuple(sorted({n.strip().lower()[:60] for n in announced.split(",") if n.strip()}))[:20]
+        if "authorization" in names or "dpop" in names:
+            self.preflighted[url] = names
+            self.preflighted.move_to_end(url)
+            if len(self.preflighted) > 200:
+                self.preflighted.popitem(last=False)
 
     def remember_decoded(self, fp: str, decoded: tuple[dict[str, Any], dict[str, Any]] | None) -> None:
         self.decoded[fp] = decoded

@@ -19,16 +19,25 @@ from typing import Any
 from mitmproxy import http
 
 from authtrace.addons.context import CaptureContext, split
-from authtrace.addons.decode import decode_jwt, decode_state, error_fields, message, text_error, www_authenticate
+from authtrace.addons.decode import (
+    decode_jwt,
+    decode_state,
+    error_fields,
+    message,
+    page_error,
+    problem_details,
+    text_error,
+    www_authenticate,
+)
 from authtrace.addons.message import Exchange, from_flow, json_body, lower_keys, pairs
 from authtrace.addons.roles import CALLBACK_KEYS, Request, might_be_auth, role_of
-from authtrace.addons.secrets import JWT_RE, Fingerprinter, s256
+from authtrace.addons.secrets import JWT_RE, PASSWORD_NAMES, SECRET_NAMES, Fingerprinter, s256
 from authtrace.store.records import Actor, Answer, ErrorAnswer, Hop, Initiator, Params, Role, Token
 
 _HIDDEN_CODE = re.compile(r'name="code"\s+value="([^"]+)"|value="([^"]+)"\s+name="code"')
 REQ_HEADERS = ("origin", "content-type", "accept", "x-requested-with", "client-request-id",
                "x-client-sku", "x-client-ver", "x-ms-client-request-id", "traceparent", "dpop",
-               "x-ms-correlation-id")
+               "x-ms-correlation-id", "purpose", "sec-purpose", "x-purpose", "x-moz")  # the last: prefetches
 RESP_HEADERS = ("content-type", "www-authenticate", "date", "cache-control", "x-ms-request-id",
                 "x-ms-ests-server", "client-request-id", "request-id", "apim-request-id",
                 "x-request-id", "x-correlation-id", "x-ms-correlation-request-id", "content-length")
@@ -48,9 +57,13 @@ def flow_to_hops(flow: http.HTTPFlow, ctx: CaptureContext) -> list[Hop]:
     except (ValueError, UnicodeError):
         return []
     auth = req.headers.get("authorization", "")
-    location = flow.response.headers.get("location", "") if flow.response is not None else ""
+    resp = flow.response
+    location = resp.headers.get("location", "") if resp is not None else ""
+    challenge = resp is not None and "www-authenticate" in resp.headers
+    asks_auth = req.method == "OPTIONS" and "authorization" in req.headers.get("access-control-request-headers",
+                                                                                  "").lower()
     body_head = (req.raw_content or b"")[:8192] if req.method not in ("GET", "HEAD") else b""
-    if not might_be_auth(url, host, bool(auth), body_head, location, ctx):
+    if not might_be_auth(url, host, bool(auth), body_head, location, ctx, challenge, asks_auth):
         return []
     return exchange_to_hops(from_flow(flow), ctx)
 
@@ -101,13 +114,18 @@ def _answer_json(ex: Exchange) -> Any:
 
 def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
     fpr = ctx.fpr
+    if ex.method == "OPTIONS":  # a CORS preflight is no hop; what it announces belongs to the request after it
+        ctx.saw_preflight(ex.url, ex.request_headers.get("access-control-request-headers", ""))
+        return []
     parsed = _parse(ex)
     parts = split(ex.url)
     auth = ex.request_headers.get("authorization", "")
     answer_json = _answer_json(ex)
+    challenge = www_authenticate(ex.response_headers.get("www-authenticate"), fpr)
     rule_input = Request(method=ex.method, host=ex.host, path=parsed.path,
                          bare=f"{parts.scheme}://{parts.netloc.lower()}{parsed.path.rstrip('/')}",
-                         params=parsed.p, form=parsed.f, authorization=auth, headers=ex.request_headers)
+                         params=parsed.p, form=parsed.f, authorization=auth, headers=ex.request_headers,
+                         challenge=challenge, body=ex.request_text[:4096], url=ex.url)
     role = role_of(rule_input, answer_json, ctx)
     if role is None:
         return []
@@ -118,7 +136,7 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
 
     params = _params(parsed, auth, fpr)
     tokens = _request_tokens(parsed, auth, ex, ctx)
-    answer = _answer(role, ex, answer_json, ctx, tokens)
+    answer = _answer(role, ex, answer_json, ctx, tokens, challenge)
     if location:
         answer.location = fpr.url(location)
     _issued(role, ex, loc_q, loc_frag, answer, fpr)
@@ -141,7 +159,7 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
         code_fp=fpr.fp(code, "code") if code else answer.issued_code,
         state=_stored_state(state, fpr), nonce=p.get("nonce") if role == Role.AUTHORIZE else None,
         client_id=p.get("client_id") or params.derived.get("basic_client_id"),
-        initiator=_initiator(ex, fpr), params=params, answer=answer,
+        initiator=_initiator(ex, fpr, ctx.preflighted.get(ex.url, ())), params=params, answer=answer,
         state_info=decode_state(state, fpr) if state else None, error=error,
         request_headers={k: fpr.text(ex.request_headers[k][:500]) for k in REQ_HEADERS if k in ex.request_headers},
         response_headers={k: fpr.text(ex.response_headers[k][:1000]) for k in RESP_HEADERS
@@ -155,6 +173,8 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
         ctx.saw_callback()
     elif role == Role.AUTHORIZE:
         ctx.saw_authorize(ex.host, hop.started, p.get("redirect_uri"))
+    if role in (Role.AUTHORIZE, Role.LOGIN) and ex.method in ("GET", "POST"):
+        ctx.saw_step(ex.url, ex.host, location)
     out = [hop]
     # a redirect whose fragment carries the answer: the callback the browser makes shows nothing
     if role != Role.CALLBACK and lp is not None and any(k in loc_frag for k in CALLBACK_KEYS):
@@ -201,21 +221,21 @@ def _request_tokens(parsed: _Parsed, auth: str, ex: Exchange, ctx: CaptureContex
     return tokens
 
 
-def _answer(role: Role, ex: Exchange, doc: Any, ctx: CaptureContext, tokens: list[Token]) -> Answer:
+def _answer(role: Role, ex: Exchange, doc: Any, ctx: CaptureContext, tokens: list[Token],
+            challenge: dict[str, str]) -> Answer:
     """The decoded answer: a token answer's fields and tokens, a discovery issuer, JWKS key ids, a
     WWW-Authenticate challenge. Discovery and JWKS documents also teach the context."""
     fpr = ctx.fpr
-    answer = Answer(www_authenticate=www_authenticate(ex.response_headers.get("www-authenticate"), fpr))
+    answer = Answer(www_authenticate=challenge)
     if not isinstance(doc, dict):
         return answer
-    if role in (Role.TOKEN, Role.DEVICE) or (role == Role.AUTHORIZE and ex.method == "POST"):
+    if role in (Role.TOKEN, Role.DEVICE, Role.ERROR) or (role == Role.AUTHORIZE and ex.method == "POST"):
         for k in ANSWER_TOKENS:
             v = doc.get(k)
             if isinstance(v, str) and v and (k != "issued_token_type" or JWT_RE.fullmatch(v)):
                 tokens.append(_token(ctx, v, f"response.{k}", "access_token" if k == "token" else k))
-        answer.fields = {str(k)[:100]: (fpr.value(k, v) if isinstance(v, str) else v)
-                         for k, v in list(doc.items())[:100]
-                         if isinstance(v, (str, int, float, bool)) or v is None or k in ("scope", "error_codes")}
+        answer.fields = {fpr.text(str(k)[:100]): fv for k, v in list(doc.items())[:100]
+                         if (fv := _field(fpr, str(k), v)) is not _SKIP}
     if role == Role.DISCOVERY:
         answer.issuer = ctx.learn_discovery(doc, ex.host)
     elif role == Role.JWKS:
@@ -224,6 +244,23 @@ def _answer(role: Role, ex: Exchange, doc: Any, ctx: CaptureContext, tokens: lis
         answer.kids = tuple(str(k.get("kid"))[:200] for k in (keys if isinstance(keys, list) else [])[:50]
                             if isinstance(k, dict) and k.get("kid") is not None)
     return answer
+
+
+_SKIP = object()
+
+
+def _field(fpr: Fingerprinter, name: str, v: Any) -> Any:
+    """One field of a token answer as stored: text redacted, a secret's value fingerprinted whatever its
+    type, lists (scope, error_codes) of scalars only; anything else left out."""
+    if isinstance(v, str):
+        return fpr.value(name, v)
+    secret = name.lower() in SECRET_NAMES or name.lower() in PASSWORD_NAMES
+    if isinstance(v, (int, float, bool)) or v is None:
+        return fpr.value(name, str(v)) if secret and v is not None else v
+    if isinstance(v, list) and not secret and name in ("scope", "error_codes"):
+        return [fpr.text(x) if isinstance(x, str) else x for x in v[:100]
+                if isinstance(x, (str, int, float, bool)) or x is None]
+    return _SKIP
 
 
 def _issued(role: Role, ex: Exchange, loc_q: dict[str, str], loc_frag: dict[str, str], answer: Answer,
@@ -244,29 +281,41 @@ def _issued(role: Role, ex: Exchange, loc_q: dict[str, str], loc_frag: dict[str,
 
 def _error(role: Role, ex: Exchange, p: dict[str, str], doc: Any, answer: Answer, loc_q: dict[str, str],
            loc_frag: dict[str, str], fpr: Fingerprinter) -> ErrorAnswer | None:
-    """The error an answer carried: in its JSON, the request's own error parameters (an error
-    redirect arriving at a callback), the Location, an error page, or WWW-Authenticate."""
-    error = error_fields(doc, fpr)
+    """The error an answer carried, and where it was read (`ErrorAnswer.source`): its JSON (OAuth
+    fields, an Azure envelope, RFC 7807 problem details), the request's own error parameters (an
+    error redirect arriving at a callback), the Location, an error page (a provider's `$Config` or
+    page text, also when answered 200), a text body, or WWW-Authenticate."""
+    error = _sourced(error_fields(doc, fpr), "body")
+    text, status = ex.response_text, ex.status
+    if error is None and status and status >= 400 and "problem+json" in ex.response_headers.get("content-type", ""):
+        error = _sourced(problem_details(doc, fpr), "body")
     if error is None and role in (Role.CALLBACK, Role.ERROR, Role.AUTHORIZE, Role.LOGIN, Role.LOGOUT) \
             and p.get("error"):
-        error = error_fields(p, fpr)
+        error = _sourced(error_fields(p, fpr), "params")
     for loc in (loc_q, loc_frag):
         if error is None and loc.get("error"):
-            error = error_fields(loc, fpr)
-    text, status = ex.response_text, ex.status
+            error = _sourced(error_fields(loc, fpr), "location")
+    html_page = "html" in ex.response_headers.get("content-type", "").lower() or text[:200].lstrip()[:1] == "<"
+    if error is None and text and role in (Role.AUTHORIZE, Role.LOGIN, Role.ERROR, Role.LOGOUT) and html_page:
+        error = page_error(text, ex.host, split(ex.url).path, fpr)  # IdP pages answer errors with 200 too
     if error is None and text.strip() and status and status >= 400:
-        error = text_error(text, fpr) or ErrorAnswer(message=message(text, fpr))
-    elif error is None and text and role in (Role.AUTHORIZE, Role.LOGIN, Role.ERROR, Role.CALLBACK) \
-            and "AADSTS" in text:
-        error = text_error(text, fpr)
+        error = _sourced(text_error(text, fpr) or ErrorAnswer(message=message(text, fpr)), "body")
+    elif error is None and text and role == Role.CALLBACK and "AADSTS" in text:
+        error = _sourced(text_error(text, fpr), "body")
     wa = answer.www_authenticate
     if error is None and wa.get("error"):
         error = ErrorAnswer(error=wa["error"], error_description=wa.get("error_description", ""),
-                            error_uri=wa.get("error_uri"),
+                            error_uri=wa.get("error_uri"), source="challenge",
                             extra={k: wa[k] for k in ("scope", "resource", "resource_id", "authorization_uri")
                                    if k in wa})
     if ex.transport_error is not None and status is None:
-        error = ErrorAnswer(error="no_response", error_description=fpr.text(ex.transport_error))
+        error = ErrorAnswer(error="no_response", error_description=fpr.text(ex.transport_error), source="transport")
+    return error
+
+
+def _sourced(error: ErrorAnswer | None, source: str) -> ErrorAnswer | None:
+    if error is not None and not error.source:
+        error.source = source
     return error
 
 
@@ -276,7 +325,7 @@ def _fragment_callback(ctx: CaptureContext, parent: Hop, ex: Exchange, location:
     lp = split(location)
     tokens = [_token(ctx, frag[k], f"fragment.{k}", k) for k in ("id_token", "access_token")
               if frag.get(k) and JWT_RE.fullmatch(frag[k])]
-    error = error_fields(frag, fpr) if frag.get("error") else None
+    error = _sourced(error_fields(frag, fpr), "location") if frag.get("error") else None
     return Hop(started=ex.ended or parent.started, role=Role.CALLBACK, method="GET", url=fpr.url(location),
                host=(lp.hostname or "").lower(), path=fpr.text(lp.path or "/"), status=None,
                is_error=error is not None, actor=Actor.BROWSER, user_agent=parent.user_agent,
@@ -317,14 +366,14 @@ def _actor(ex: Exchange, role: Role) -> Actor:
     return Actor.API_CLIENT if role == Role.API else Actor.APP
 
 
-def _initiator(ex: Exchange, fpr: Fingerprinter) -> Initiator | None:
+def _initiator(ex: Exchange, fpr: Fingerprinter, preflight: tuple[str, ...]) -> Initiator | None:
     h = ex.request_headers
-    if not any(k in h for k in ("sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user",
-                                "origin", "referer")):
+    if not preflight and not any(k in h for k in ("sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest",
+                                                  "sec-fetch-user", "origin", "referer")):
         return None
     return Initiator(site=h.get("sec-fetch-site"), mode=h.get("sec-fetch-mode"), dest=h.get("sec-fetch-dest"),
                      user=h.get("sec-fetch-user"), origin=h.get("origin"),
-                     referer=fpr.url(h["referer"]) if "referer" in h else None)
+                     referer=fpr.url(h["referer"]) if "referer" in h else None, preflight=preflight)
 
 
 def _scrub(hop: Hop) -> None:

@@ -20,14 +20,19 @@ URL_MARKERS = ("code=", "state=", "error=", "token=", "response_type=", "client_
                "device", "/oauth", "/agent-oauth/", "/.auth/", "samlresponse", "/login", "signin",
                "session/end", "end_session", "/directline/")
 BODY_MARKERS = (b"grant_type", b"code=", b"state=", b"id_token", b"access_token", b"response_type",
-                b"SAMLResponse", b"error=", b"client_id", b"request_uri")
+                b"SAMLResponse", b"error=", b"client_id", b"request_uri", b"redirect_uris")
 LOCATION_MARKERS = ("code=", "error=", "token=", "state=")
 
 
 def might_be_auth(url: str, host: str, has_auth_header: bool, body_head: bytes, location: str,
-                  ctx: CaptureContext) -> bool:
-    """The cheap pre-filter: a few substring checks. False means: certainly not a hop."""
-    if has_auth_header:
+                  ctx: CaptureContext, challenge: bool = False, asks_auth: bool = False) -> bool:
+    """The cheap pre-filter: a few substring checks. False means: certainly not a hop.
+
+    `challenge`: the answer carries a `WWW-Authenticate` challenge (a resource server refusing a
+    token: an API call even when the capture lost the request's Authorization header). `asks_auth`: a
+    CORS preflight announcing an `authorization` header (not a hop; it tells the context which request
+    carried one)."""
+    if has_auth_header or challenge or asks_auth or url in ctx.preflighted:
         return True
     low = url.lower()
     if any(m in low for m in URL_MARKERS):
@@ -36,7 +41,7 @@ def might_be_auth(url: str, host: str, has_auth_header: bool, body_head: bytes, 
         return True
     if location and any(m in location for m in LOCATION_MARKERS):
         return True
-    return host in ctx.idp_hosts or host in ctx.open_authorize
+    return host in ctx.idp_hosts or host in ctx.open_authorize or url in ctx.steps
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,11 +56,21 @@ class Request:
     form: dict[str, str]  # body parameters only
     authorization: str
     headers: dict[str, str]
+    challenge: dict[str, str] | None = None  # the answer's WWW-Authenticate, decoded
+    body: str = ""  # the request body as text (the start of it), for JSON-bodied endpoints
+    url: str = ""  # as the user sees it
 
 
 def role_of(r: Request, answer_json: Any, ctx: CaptureContext) -> Role | None:
+    if r.method == "OPTIONS":
+        return None  # a CORS preflight: the request it announces is the hop
     p, f = r.params, r.form
     known = ctx.endpoint_role(r.bare)
+    answered_error = isinstance(answer_json, dict) and answer_json.get("error") is not None
+    if r.method == "POST" and answered_error and (
+            known in ("registration", "revocation") or pv.REVOKE_RE.search(r.path) and "token" in f
+            or (pv.REGISTER_RE.search(r.path) or known == "registration") and '"redirect_uris"' in r.body):
+        return Role.ERROR  # dynamic client registration (RFC 7591) or revocation (RFC 7009) refused
     if pv.DISCOVERY_RE.search(r.path):
         return Role.DISCOVERY
     has_keys = isinstance(answer_json, dict) and isinstance(answer_json.get("keys"), list)
@@ -83,17 +98,25 @@ def role_of(r: Request, answer_json: Any, ctx: CaptureContext) -> Role | None:
     if any(k in p for k in CALLBACK_KEYS) and looks_like_callback(r, ctx):
         return Role.CALLBACK
     scheme = r.authorization[:7].lower()
-    if scheme == "bearer " or scheme[:5] == "dpop ":
+    refused = bool(r.challenge) and (r.challenge or {}).get("scheme", "").lower() in ("bearer", "dpop") \
+        and bool((r.challenge or {}).get("error"))
+    if scheme == "bearer " or scheme[:5] == "dpop " or refused or r.url in ctx.preflighted:
         if known == "userinfo" or pv.USERINFO_RE.search(r.path):
             return Role.USERINFO
         return Role.API
     if pv.STATIC_RE.search(r.path):
         return None
-    if r.host in ctx.open_authorize and is_navigation(r):
+    if (r.host in ctx.open_authorize or r.url in ctx.steps or _from_page(r, ctx)) and is_navigation(r):
         if p.get("error") or (isinstance(answer_json, dict) and answer_json.get("error")):
             return Role.ERROR
         return Role.LOGIN
     return None
+
+
+def _from_page(r: Request, ctx: CaptureContext) -> bool:
+    """A form posted from a provider page of a sign-in, to the same host."""
+    ref = r.headers.get("referer", "")
+    return r.method == "POST" and bool(ref) and ref in ctx.pages and (split(ref).hostname or "").lower() == r.host
 
 
 def looks_like_callback(r: Request, ctx: CaptureContext) -> bool:
@@ -126,3 +149,4 @@ def is_navigation(r: Request) -> bool:
     if r.method == "POST":
         return "x-www-form-urlencoded" in r.headers.get("content-type", "")
     return "text/html" in r.headers.get("accept", "")
+

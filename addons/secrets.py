@@ -45,8 +45,17 @@ def _alternation(words: frozenset[str]) -> tuple[str, str]:
 _AHEAD, _NAMES = _alternation(SECRET_NAMES | PASSWORD_NAMES)
 # name, separator, value; inside a look-ahead so that finditer yields overlapping matches too:
 # in `code= "access_token": "X"` both values are secrets
+# a quoted value runs to its closing quote (spaces included: `"code": "Bad Request"` is one value, as a
+# reader and the report's leak check see it); an unquoted one to the next separator
 _PAIRS_RE = re.compile(r"(?i)(?=" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1(\s*[:=]\s*)(" + _Q + r")"
-                       r"([^\"'&\s,<>;}\\]+))")
+                       r"((?<=[\"'])[^\"'\\<\n]{1,2000}(?=[\"'\\])|(?<=;)[^&<\n]{1,2000}(?=&)"
+                       r"|[^\"'&\s,<>;}\\]+))")
+
+
+# `"code": "PermissionDenied"` in an API's error body is an error code, not an authorization code: words
+# in CamelCase or snake_case, or a phrase. A random code is neither (letters-only CamelCase of 20 random
+# base64 characters: about 1 in 10^8). reports/leakcheck.py judges `code` values by the same rule.
+ERROR_CODE_WORDS = re.compile(r"(?:[A-Z][a-z]+){1,8}|[a-z]+(?:_[a-z]+){1,8}|[A-Za-z]+(?: [A-Za-z]+){1,8}")
 
 
 class Fingerprinter:
@@ -115,7 +124,7 @@ class Fingerprinter:
             name, value = m.group(2).lower(), m.group(5)
             if name in PASSWORD_NAMES:
                 spans.append((m.start(5), m.end(5), PASSWORD_SENT))
-            elif "#" not in value:
+            elif "#" not in value and not (name == "code" and ERROR_CODE_WORDS.fullmatch(value)):
                 spans.append((m.start(5), m.end(5), self.fp(value, name)))
         if not spans:
             return text

@@ -432,6 +432,21 @@ def _output_problem(path: str) -> str | None:
     return None
 
 
+def _write_page(html: str, path: str) -> bool:
+    """Write a page after the leak check; False (and one sentence) when it must not or cannot be written."""
+    from authtrace.reports.html import LeakError, write_report
+
+    try:
+        write_report(html, path)
+    except LeakError as e:
+        _say(f"refusing to write {path}: {e}")
+        return False
+    except OSError as e:
+        _say(f"cannot write {path}: {e.strerror}.")
+        return False
+    return True
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import json
 
@@ -464,19 +479,94 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.summary:
         print(summary_text(a, args.redact_pii), end="")
         return rc
-    from authtrace.reports.html import LeakError, render_html, write_report
+    from authtrace.reports.html import render_html
 
     out = out or f"authtrace-{session.id}.html"
-    try:
-        write_report(render_html(a, redact_pii=args.redact_pii), out)
-    except LeakError as e:
-        _say(f"refusing to write {out}: {e}")
-        return EXIT_BAD_INPUT
-    except OSError as e:
-        _say(f"cannot write {out}: {e.strerror}.")
+    if not _write_page(render_html(a, redact_pii=args.redact_pii), out):
         return EXIT_BAD_INPUT
     print(f"{out}: {len(a.findings)} finding(s), {len(a.hops)} hops")
     return rc
+
+
+def _diff_side(engine: Engine, label: str, arg: str, db_path: str | None, expect: dict[str, str]
+               ) -> tuple[Any, str, int]:
+    """One side of `diff`: a capture file (imported into `engine`) or, with --db, a stored session id.
+    Returns (analysis, what to call it, exit code so far); raises SystemExit(2) on unusable input."""
+    from authtrace.reports.diagnose import analyse
+    from authtrace.store import db
+
+    rc = 0
+    if arg.isdigit() and not os.path.exists(arg):
+        if not db_path:
+            _say(f"{label} {arg} is no file; to compare a stored session, name its database with --db PATH.")
+            raise SystemExit(EXIT_BAD_INPUT)
+        sid, source = int(arg), f"session {arg} of {db_path}"
+        if sid < 1:
+            _say(f"{label}: session ids start at 1, got {arg}: `authtrace sessions --db {db_path}` lists them.")
+            raise SystemExit(EXIT_BAD_INPUT)
+    else:
+        failed: list[str] = []
+        results = list(_import_each(engine, [arg], failed))
+        if failed:
+            raise SystemExit(EXIT_BAD_INPUT)
+        res = results[0][1]
+        if res.decoder_errors:
+            rc = EXIT_BUG
+        if res.problem:
+            _say(f"{label}: {res.problem}")
+            rc = rc or EXIT_BAD_INPUT
+        sid, source = res.session_id, arg
+    session = db.load_session(engine, sid)
+    if session is None:
+        _say(f"{label}: no capture session {sid} in {db_path}.")
+        raise SystemExit(EXIT_BAD_INPUT)
+    a = analyse(engine, session, expect)
+    if _bugs(a):
+        rc = EXIT_BUG
+    if not a.hops:
+        _say(f"{label}: {source} holds no sign-in hop, so there is nothing to compare.")
+        raise SystemExit(EXIT_BAD_INPUT)
+    return a, source, rc
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from authtrace.reports.diff import compare
+
+    expect = _expect(args.expect_audience)
+    problem = _output_problem(args.output) if args.output else None
+    if problem:
+        _say(problem)
+        return EXIT_BAD_INPUT
+    by_id = any(x.isdigit() and not os.path.exists(x) for x in (args.good, args.bad))
+    with tempfile.TemporaryDirectory(prefix="authtrace-") as tmp:
+        # one store, so both sides share one fingerprint key; a store named for its sessions must exist
+        engine = (_open_existing(args.db) if args.db and by_id else _open(args.db or os.path.join(tmp, "diff.db")))
+        try:
+            good, good_source, rc_good = _diff_side(engine, "GOOD", args.good, args.db, expect)
+            bad, bad_source, rc_bad = _diff_side(engine, "BAD", args.bad, args.db, expect)
+            c = compare(good, bad, good_source, bad_source)
+        finally:
+            engine.dispose()
+    rc = max(rc_good, rc_bad)
+    if args.output:
+        from authtrace.reports.diff_html import render_diff_html
+
+        if not _write_page(render_diff_html(c, redact_pii=args.redact_pii), args.output):
+            return EXIT_BAD_INPUT
+        explained = sum(1 for d in c.differences if d.explains)
+        print(f"{args.output}: {len(c.differences)} relevant difference(s), {explained} explaining BAD's findings")
+    if args.json:
+        from authtrace.reports.diff_json import to_json
+
+        print(json.dumps(to_json(c, args.redact_pii), ensure_ascii=False, indent=2))
+    elif not args.output:
+        from authtrace.reports.diff_terminal import render
+
+        print("\n".join(render(c, steps=args.steps)))
+    return rc or (EXIT_FINDINGS if c.relevant else 0)
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -535,6 +625,10 @@ EXAMPLES = {
   authtrace report 3 -o ticket-1234.html --redact-pii
   authtrace report --summary                 # plain text to paste into a ticket
   authtrace report --json""",
+    "diff": """examples:
+  authtrace diff playground.har teams.har    # exit 0 nothing relevant differs, 1 something does, 2 unusable input
+  authtrace diff 3 5 --db support.db -o diff.html --redact-pii
+  authtrace diff chrome.har webview.mitm --json | jq '.differences[0]'""",
     "sessions": """examples:
   authtrace sessions --db team.db
   authtrace sessions --host '*.ai.azure.com' --finding redirect_uri_mismatch --since 7d
@@ -610,6 +704,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the findings as JSON (docs/report.schema.json)")
     p.add_argument("--summary", action="store_true", help="print the plain-text summary for a ticket")
     p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
+    p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
+                   help="the audience your own API at HOST accepts (repeatable)")
+
+    p = command("diff", "compare a working sign-in (GOOD) with a failing one (BAD): what differs, the cause of "
+                        "BAD's findings first (exit 1 if anything relevant differs)", cmd_diff, db=False)
+    p.add_argument("good", metavar="GOOD", help="capture file (HAR or .mitm), or a session id with --db")
+    p.add_argument("bad", metavar="BAD", help="capture file (HAR or .mitm), or a session id with --db")
+    p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB"),
+                   help="the database of the sessions named by id; files are imported into it too (env "
+                        "AUTHTRACE_DB; default: a temporary one)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the comparison as one HTML page")
+    p.add_argument("--redact-pii", action="store_true", help="mask email, upn, name, oid and IP addresses")
+    p.add_argument("--steps", action="store_true", help="also print the aligned steps")
     p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
                    help="the audience your own API at HOST accepts (repeatable)")
 

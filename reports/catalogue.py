@@ -36,10 +36,14 @@ from typing import Any
 __all__ = [
     "Entry",
     "AADSTS",
+    "APP_ERRORS",
+    "B2C",
     "OAUTH_ERRORS",
     "aadsts_codes",
     "aadsts_codes_in_body",
+    "app_error",
     "explain",
+    "explain_text",
 ]
 
 
@@ -53,9 +57,15 @@ class Entry:
     causes: tuple[str, ...]  # likely causes, most common first
     next_step: str  # one sentence: what to do or check next
     source: str = ""  # where the meaning is defined
+    # what the code means when the authorize request was interactive (no prompt=none): for the codes
+    # whose usual meaning ("the request used prompt=none") would then be false
+    interactive: str = ""
+    # a signal the app must handle (the user chose another path), not a fault of the provider
+    signal: bool = False
 
 
 _ENTRA = "Microsoft Entra ID error reference"
+_B2C = "Azure AD B2C error codes"
 
 # --------------------------------------------------------------------------
 # Microsoft Entra ID (Azure AD) AADSTS codes
@@ -1407,10 +1417,99 @@ _AADSTS_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_ENTRA,
     ),
+    # --- Azure AD B2C: AADB2C codes, named in error_description ("AADB2C90118: ...") -----
+    Entry(
+        code="AADB2C90118",
+        title="The user chose 'Forgot your password?'.",
+        meaning=(
+            "A signal for the app, not a fault of the provider: B2C ends the "
+            "sign-in user flow with this code when the user clicks 'Forgot "
+            "your password?', and the app must start the password-reset user "
+            "flow (or use a combined flow)."
+        ),
+        causes=(
+            "the user clicked 'Forgot your password?' on the sign-in page",
+        ),
+        next_step=(
+            "Handle AADB2C90118 in the app: redirect to the password-reset "
+            "policy instead of showing an error."
+        ),
+        source=_B2C,
+        signal=True,
+    ),
+    Entry(
+        code="AADB2C90091",
+        title="The user cancelled the B2C page.",
+        meaning=(
+            "A signal for the app, not a fault of the provider: the user "
+            "clicked Cancel on a B2C page (sign-up, profile edit, password "
+            "reset), and B2C returns access_denied with this code."
+        ),
+        causes=("the user clicked Cancel",),
+        next_step=(
+            "Handle AADB2C90091 in the app: return the user to where they were,"
+            " without an error page."
+        ),
+        source=_B2C,
+        signal=True,
+    ),
+    Entry(
+        code="AADB2C90006",
+        title=(
+            "The redirect URI is not registered for the B2C application."
+        ),
+        meaning=(
+            "The redirect_uri of the request is not one of the application's "
+            "registered reply URLs."
+        ),
+        causes=(
+            "the reply URL differs (scheme, host, port, path) from the "
+            "registration",
+        ),
+        next_step=(
+            "Register the exact redirect URI the app sends in the B2C app "
+            "registration."
+        ),
+        source=_B2C,
+    ),
+    Entry(
+        code="AADB2C90077",
+        title="No B2C session for a silent request.",
+        meaning=(
+            "The request used prompt=none but the user has no session at B2C, "
+            "so no token can be issued silently."
+        ),
+        causes=(
+            "the B2C session expired or the user signed out",
+            "third-party cookies are blocked, so a hidden iframe cannot see "
+            "the B2C session",
+        ),
+        next_step="Fall back to an interactive sign-in.",
+        source=_B2C,
+    ),
+    Entry(
+        code="AADB2C90080",
+        title="The grant has expired.",
+        meaning=(
+            "The authorization code or refresh token presented to B2C has "
+            "expired."
+        ),
+        causes=(
+            "the refresh token passed its lifetime or the code was redeemed"
+            " too late",
+        ),
+        next_step=(
+            "Sign the user in interactively to get a new grant."
+        ),
+        source=_B2C,
+    ),
 )
 
 AADSTS: dict[int, Entry] = {
-    int(entry.code.removeprefix("AADSTS")): entry for entry in _AADSTS_ENTRIES
+    int(entry.code.removeprefix("AADSTS")): entry for entry in _AADSTS_ENTRIES if entry.code.startswith("AADSTS")
+}
+B2C: dict[int, Entry] = {
+    int(entry.code.removeprefix("AADB2C")): entry for entry in _AADSTS_ENTRIES if entry.code.startswith("AADB2C")
 }
 
 # --------------------------------------------------------------------------
@@ -1421,6 +1520,7 @@ _RFC6749_AUTHZ = "RFC 6749 §4.1.2.1 / §4.2.2.1"
 _RFC6749_TOKEN = "RFC 6749 §5.2"
 _OIDC = "OpenID Connect Core 1.0 §3.1.2.6"
 _RFC8628 = "RFC 8628 §3.5"
+_RFC7591 = "RFC 7591 §3.2.2"
 
 _OAUTH_ENTRIES: tuple[Entry, ...] = (
     Entry(
@@ -1656,6 +1756,11 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         ),
         next_step="Retry the same request interactively (without prompt=none).",
         source=_OIDC,
+        interactive=(
+            "The provider ended an interactive sign-in with interaction_required: the request did not"
+            " use prompt=none, so a page could have been shown; a policy (MFA, device compliance, "
+            "terms of use) refused to continue, or the user left a required step."
+        ),
     ),
     Entry(
         code="login_required",
@@ -1674,6 +1779,10 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
             "runs in a third-party context."
         ),
         source=_OIDC,
+        interactive=(
+            "The provider ended an interactive sign-in with login_required although the request did "
+            "not use prompt=none: the user declined or abandoned the login, or a policy refused it."
+        ),
     ),
     Entry(
         code="account_selection_required",
@@ -1691,6 +1800,10 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
             "interactively."
         ),
         source=_OIDC,
+        interactive=(
+            "The provider ended an interactive sign-in with account_selection_required although the "
+            "request did not use prompt=none: no account was chosen."
+        ),
     ),
     Entry(
         code="consent_required",
@@ -1705,6 +1818,11 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         ),
         next_step="Retry interactively so the user can consent.",
         source=_OIDC,
+        interactive=(
+            "The provider ended an interactive sign-in with consent_required although the request did"
+            " not use prompt=none: the user declined consent, or a policy does not let this user "
+            "consent to the app."
+        ),
     ),
     Entry(
         code="invalid_request_uri",
@@ -1929,9 +2047,191 @@ _OAUTH_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_ENTRA,
     ),
+    Entry(
+        code="invalid_redirect_uri",
+        title="A redirect URI is not allowed.",
+        meaning=(
+            "The provider refuses a redirect URI: at dynamic client "
+            "registration one of the redirect_uris is invalid or not allowed "
+            "by its policy; on Keycloak's error page ('Invalid parameter: "
+            "redirect_uri') the authorize request's redirect_uri is not one "
+            "of the client's valid redirect URIs."
+        ),
+        causes=(
+            "the redirect URI is not registered for the client (exact match: "
+            "scheme, host, port, path, trailing slash)",
+            "a registration policy forbids the scheme or host (http, "
+            "localhost, custom schemes)",
+        ),
+        next_step=(
+            "Register the exact redirect URI the app sends, or send the "
+            "registered one."
+        ),
+        source=f"{_RFC7591}; Keycloak Errors.INVALID_REDIRECT_URI",
+    ),
+    Entry(
+        code="invalid_client_metadata",
+        title=(
+            "The client registration carries invalid metadata."
+        ),
+        meaning=(
+            "Dynamic client registration refused one of the metadata fields "
+            "(grant_types, response_types, token_endpoint_auth_method, scope, "
+            "...) or a combination of them."
+        ),
+        causes=(
+            "a grant or auth method the provider does not support for "
+            "registered clients (e.g. a public client with client_secret_basic)",
+            "a field of the wrong type or an unknown value",
+        ),
+        next_step=(
+            "Compare the registration request with the provider's *_supported metadata and fix the "
+            "field named in error_description."
+        ),
+        source=_RFC7591,
+    ),
+    Entry(
+        code="invalid_software_statement",
+        title="The software statement is invalid.",
+        meaning=(
+            "Dynamic client registration refused the software_statement JWT "
+            "(signature, issuer or content)."
+        ),
+        causes=(
+            "the statement is expired, signed by an untrusted key, or "
+            "malformed",
+        ),
+        next_step=(
+            "Obtain a fresh software statement from its issuer."
+        ),
+        source=_RFC7591,
+    ),
+    Entry(
+        code="unapproved_software_statement",
+        title="The software statement is not approved.",
+        meaning=(
+            "Dynamic client registration does not accept software statements "
+            "from this issuer."
+        ),
+        causes=(
+            "the provider only accepts statements of approved publishers",
+        ),
+        next_step=(
+            "Ask the provider's administrator which software statements it "
+            "accepts."
+        ),
+        source=_RFC7591,
+    ),
+    Entry(
+        code="redirect_uri_mismatch",
+        title=(
+            "The redirect URI is not registered for the client."
+        ),
+        meaning=(
+            "Google (and GitHub) name a redirect URI that is not one of the "
+            "client's authorized redirect URIs this way; the provider shows "
+            "its own error page and does not return to the app."
+        ),
+        causes=(
+            "http vs https, www vs bare host, port or trailing slash differ "
+            "from the registered URI",
+            "the URI was added to another client or project",
+        ),
+        next_step=(
+            "Add the exact redirect URI from the request to the client's "
+            "authorized redirect URIs."
+        ),
+        source="Google OAuth 2.0 error page",
+    ),
+    Entry(
+        code="client_not_found",
+        title="The provider does not know this client_id.",
+        meaning=(
+            "Keycloak's error page 'Client not found.': the realm has no client with the client_id the "
+            "request sent."
+        ),
+        causes=(
+            "a typo in client_id, or the client exists in another realm",
+        ),
+        next_step=(
+            "Check the client_id and the realm in the authorize URL."
+        ),
+        source="Keycloak Errors.CLIENT_NOT_FOUND",
+    ),
+    Entry(
+        code="cookie_not_found",
+        title="The provider's session cookie did not come back.",
+        meaning=(
+            "Keycloak's error page 'Cookie not found': the browser did not "
+            "send the login session cookie back to the provider, so it cannot "
+            "continue the login."
+        ),
+        causes=(
+            "cookies blocked (third-party context, an iframe, privacy settings)",
+            "the login was continued in another browser or after the cookie expired",
+        ),
+        next_step=(
+            "Sign in again in a first-party window with cookies allowed."
+        ),
+        source="Keycloak Errors.COOKIE_NOT_FOUND",
+    ),
 )
 
 OAUTH_ERRORS: dict[str, Entry] = {entry.code: entry for entry in _OAUTH_ENTRIES}
+
+
+# --------------------------------------------------------------------------
+# Relying-party frameworks: the words their error pages and logs use, and the kind they mean
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppError:
+    """What an app's own error page says, which framework says it, and which finding kind it means."""
+
+    pattern: re.Pattern[str]
+    framework: str
+    kind: str  # state_mismatch | nonce_mismatch | pkce_mismatch
+    meaning: str
+
+
+APP_ERRORS: tuple[AppError, ...] = (
+    AppError(re.compile(r"Correlation failed", re.I), "ASP.NET Core", "state_mismatch",
+             "its correlation cookie (.AspNetCore.Correlation.*), set when the sign-in started, did not come "
+             "back with the callback"),
+    AppError(re.compile(r"oauth state was missing or invalid|Unable to unprotect the message\.State", re.I),
+             "ASP.NET Core", "state_mismatch", "the state it protected at the start of the sign-in could not be "
+             "read back"),
+    AppError(re.compile(r"IDX21323|OpenIdConnectProtocolValidationContext\.Nonce was null|nonce cookie not found",
+                        re.I), "ASP.NET (OpenID Connect)", "nonce_mismatch",
+             "its nonce cookie (.AspNetCore.OpenIdConnect.Nonce.*) did not come back with the callback"),
+    AppError(re.compile(r"authorization_request_not_found", re.I), "Spring Security", "state_mismatch",
+             "the authorization request it saved in the session at the start was not found at the callback (a new "
+             "session, another instance, or another tab's state)"),
+    AppError(re.compile(r"mismatching_state", re.I), "Authlib", "state_mismatch",
+             "the state in the callback is not the one it stored in the session"),
+    AppError(re.compile(r"State cookie was missing|InvalidCheck:?\s*state|state value could not be parsed", re.I),
+             "Auth.js / NextAuth", "state_mismatch", "its state cookie did not come back with the callback"),
+    AppError(re.compile(r"PKCE code_verifier cookie was missing|InvalidCheck:?\s*pkce|pkceCodeVerifier", re.I),
+             "Auth.js / NextAuth", "pkce_mismatch",
+             "its PKCE code_verifier cookie did not come back with the callback"),
+    AppError(re.compile(r"nonce cookie was missing|InvalidCheck:?\s*nonce", re.I), "Auth.js / NextAuth",
+             "nonce_mismatch", "its nonce cookie did not come back with the callback"),
+    AppError(re.compile(r"Unable to verify authorization request state", re.I), "passport (passport-oauth2)",
+             "state_mismatch", "the state it kept in the session was not found or differs"),
+    AppError(re.compile(r"state_mismatch|state_not_found", re.I), "MSAL", "state_mismatch",
+             "the state in the response is not one it stored (cache cleared, another tab, another window)"),
+    AppError(re.compile(r"nonce_mismatch|nonce_not_found", re.I), "MSAL", "nonce_mismatch",
+             "the id_token's nonce is not the one it stored for this request"),
+)
+
+
+def app_error(text: str) -> AppError | None:
+    """The framework error an app's answer names, if any."""
+    for a in APP_ERRORS:
+        if a.pattern.search(text):
+            return a
+    return None
 
 # --------------------------------------------------------------------------
 # Lookups
@@ -1967,6 +2267,18 @@ def aadsts_codes_in_body(body: Mapping[str, Any] | None) -> list[int]:
     if isinstance(description, str):
         found.extend(aadsts_codes(description))
     return list(dict.fromkeys(found))
+
+
+_B2C_RE = re.compile(r"AADB2C(\d{5})")
+
+
+def explain_text(error: str | None, aadsts: int | None, text: str) -> Entry | None:
+    """Best entry for an error answer: an AADB2C code named in its text (B2C answers access_denied or
+    server_error and names the real cause in error_description), else `explain`."""
+    m = _B2C_RE.search(text or "")
+    if m and int(m.group(1)) in B2C:
+        return B2C[int(m.group(1))]
+    return explain(error, aadsts)
 
 
 def explain(error: str | None = None, aadsts: int | str | None = None) -> Entry | None:

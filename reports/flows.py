@@ -42,14 +42,18 @@ def flow_groups(hops: list[Hop]) -> dict[int, int]:
                     parent[b] = a
     # the provider's own pages (login, consent, MFA, its error page) belong to the sign-in whose
     # authorize request sent the browser there: the latest one at that host before them
+    # (a page already linked by what it carries joins only when its group has no authorize request of its
+    # own: the page that issued a code whose callback's state was altered still belongs to its sign-in)
     latest: dict[str, int] = {}
+    with_authorize = {find(h.number) for h in hops if h.role == Role.AUTHORIZE}
     for h in sorted(hops, key=lambda h: h.started):
         if h.role == Role.AUTHORIZE:
             latest[h.host] = h.number
-        elif h.role in (Role.LOGIN, Role.ERROR) and h.host in latest and h.number not in joined:
+        elif h.role in (Role.LOGIN, Role.ERROR) and h.host in latest and (
+                h.number not in joined or find(h.number) not in with_authorize):
             a, b = find(latest[h.host]), find(h.number)
             if a != b:
-                parent[b] = a
+                parent[b] = a  # the authorize request's root stays the root: `with_authorize` stays true
         elif h.role == Role.CALLBACK:
             latest.clear()  # the sign-in came back: later pages start another one
     roots = {h.number: find(h.number) for h in hops}

@@ -31,7 +31,7 @@ ROLES = tuple(r.value for r in Role)
 IDP_ROLES = frozenset({Role.AUTHORIZE, Role.LOGIN, Role.ERROR, Role.LOGOUT, Role.DEVICE, Role.DISCOVERY,
                        Role.JWKS, Role.TOKEN})
 TIME_CLAIMS = frozenset({"exp", "nbf", "iat", "auth_time"})
-_HL = frozenset({"trace_id", "correlation_id", "error_codes"})
+_HL = frozenset({"trace_id", "correlation_id", "request_id", "operation_id", "session_id", "error_codes"})
 _SIG_CLASS = {Signature.VERIFIED: "ok", Signature.FAILED: "bad", Signature.NONE: "bad", Signature.UNKNOWN: "muted"}
 _STATUS = {2: "ok", 3: "redir", 4: "err", 5: "err"}
 _CHIP = {"": "", "err": " err", "fp": " fp"}
@@ -278,11 +278,14 @@ def _state_rows(h: Hop, info: StateInfo | None, pii: Pii) -> str:
 
 
 def _error_rows(err: ErrorAnswer) -> list[tuple[str, str]]:
+    """The error's fields, most telling first; the ids a provider's support asks for are highlighted."""
     rows = [(k, v) for k, v in (("error", err.error), ("error_description", err.error_description),
                                 ("error_codes", ", ".join(str(c) for c in err.error_codes)),
-                                ("suberror", err.suberror or ""), ("trace_id", err.trace_id or ""),
-                                ("correlation_id", err.correlation_id or ""), ("timestamp", err.timestamp or ""),
-                                ("error_uri", err.error_uri or ""), ("message", err.message)) if v]
+                                ("inner_code", err.inner_code or ""), ("message", err.message),
+                                ("suberror", err.suberror or ""), ("error_uri", err.error_uri or ""),
+                                ("provider", err.provider or ""), ("read from", err.source)) if v]
+    rows += [(f"detail {n}" if len(err.details) > 1 else "detail", d) for n, d in enumerate(err.details, 1) if d]
+    rows += list(err.ids().items())
     return rows + [(k, v) for k, v in err.extra.items()]
 
 

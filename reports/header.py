@@ -5,32 +5,12 @@ Derived from the hops (never stored): an old store gets the same header as a new
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from authtrace.addons import providers as pv
 from authtrace.reports.checks.grants import tenant_of
+from authtrace.reports.clients import client_of
 from authtrace.store.records import Actor, CaptureSession, Hop, Role
 
-# (pattern, name) in order: the first that matches a user agent names the client
-CLIENTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bTeams/([\d.]+)"), "Microsoft Teams {}"),
-    (re.compile(r"\bEdg(?:A|iOS)?/(\d+)"), "Edge {}"),
-    (re.compile(r"\bWebView2\b|\bwv\)"), "embedded webview"),
-    (re.compile(r"\bElectron/(\d+)"), "Electron {}"),
-    (re.compile(r"\bFirefox/(\d+)"), "Firefox {}"),
-    (re.compile(r"\bHeadlessChrome/(\d+)"), "headless Chrome {}"),
-    (re.compile(r"\bChrome/(\d+)"), "Chrome {}"),
-    (re.compile(r"\bVersion/(\d+)[\d.]* .*Safari/"), "Safari {}"),
-    (re.compile(r"^python-requests/([\d.]+)"), "python-requests {}"),
-    (re.compile(r"^python-httpx/([\d.]+)"), "httpx {}"),
-    (re.compile(r"^Python-urllib/([\d.]+)"), "Python urllib {}"),
-    (re.compile(r"^curl/([\d.]+)"), "curl {}"),
-    (re.compile(r"^node(?:-fetch)?\b|^undici\b|^axios/"), "Node.js"),
-    (re.compile(r"^okhttp/([\d.]+)"), "OkHttp {}"),
-    (re.compile(r"^Go-http-client/([\d.]+)"), "Go {}"),
-    (re.compile(r"\bMSAL\.\w+|\bMicrosoft\.Identity"), "MSAL"),
-)
 GRANTS = {"authorization_code": "authorization code", "refresh_token": "refresh token",
           "client_credentials": "client credentials", "urn:ietf:params:oauth:grant-type:device_code": "device code",
           "device_code": "device code", "urn:ietf:params:oauth:grant-type:jwt-bearer": "JWT bearer (on-behalf-of)",
@@ -41,7 +21,7 @@ SOURCES = {"live": "live capture", "har": "HAR file", "mitm": "mitmproxy flow fi
 @dataclass(slots=True, frozen=True)
 class SignIn:
     app_hosts: tuple[str, ...]
-    identity_providers: tuple[str, ...]  # "login.microsoftonline.com (Microsoft Entra ID)"
+    identity_providers: tuple[str, ...]  # the hosts of its authorize, token and device requests
     issuers: tuple[str, ...]
     tenants: tuple[str, ...]
     client_ids: tuple[str, ...]
@@ -50,17 +30,6 @@ class SignIn:
     source: str  # "HAR file from Chrome 156"
     first: float | None
     last: float | None
-
-
-def client_of(user_agent: str | None) -> str:
-    """A user agent as a person names the client: 'Chrome 156', 'embedded webview', 'curl 8.5'."""
-    if not user_agent:
-        return "no user agent"
-    for rx, name in CLIENTS:
-        m = rx.search(user_agent)
-        if m:
-            return name.format(m.group(1).split(".")[0] if "{}" in name and m.groups() else "").strip()
-    return user_agent.split(" ", 1)[0][:40]
 
 
 def _ordered(values: list[str]) -> tuple[str, ...]:
@@ -95,7 +64,7 @@ def signin_of(session: CaptureSession, hops: list[Hop]) -> SignIn:
         source += f" from {clients[0]}"
     return SignIn(
         app_hosts=_ordered([h.host for h in hops if h.role == Role.CALLBACK]),
-        identity_providers=tuple(f"{h} ({pv.provider_of(h)})" if pv.provider_of(h) else h for h in idp_hosts),
+        identity_providers=idp_hosts,
         issuers=_ordered([h.answer.issuer or "" for h in hops] + [t.iss or "" for t in tokens if t.kind == "id_token"]),
         tenants=_ordered([tenant_of(h.path) or "" for h in hops if h.role in (Role.AUTHORIZE, Role.TOKEN)]
                          + [t.tid or "" for t in tokens]),

@@ -14,10 +14,13 @@ def _detail(v: Any) -> Any:
         return clock.stamp(v)
     if isinstance(v, (list, tuple)):
         return [_detail(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _detail(x) for k, x in v.items()}
     return v
 
 
-def _hop(h: Hop, flows: dict[int, int], pii: Pii) -> dict[str, Any]:
+def hop_json(h: Hop, flows: dict[int, int], pii: Pii) -> dict[str, Any]:
+    """A hop as every JSON of authtrace shows it (the `hop` of docs/report.schema.json)."""
     return {"hop": h.number, "role": h.role.value, "started": clock.stamp(h.started), "method": h.method,
             "url": pii.text(h.url), "status": h.status, "flow": flows.get(h.number)}
 
@@ -44,7 +47,7 @@ def to_json(a: Analysis, redact_pii: bool = False) -> dict[str, Any]:
         "findings": [
             {"kind": f.kind, "severity": f.severity.value, "title": pii.text(f.title),
              "explanation": pii.text(f.explanation), "causes": list(f.causes), "next_step": pii.text(f.next_step),
-             "evidence": [_hop(h, a.flows, pii) for h in f.evidence],
+             "evidence": [hop_json(h, a.flows, pii) for h in f.evidence],
              "details": {k: pii.deep(_detail(v)) for k, v in f.details.items()}}
             for f in a.findings],
         "notes": [pii.text(n) for n in a.notes],

@@ -76,9 +76,15 @@ def _is_fingerprint(value: str) -> bool:
     return bool(_FINGERPRINT.fullmatch(value))
 
 
-def _safe_value(value: str) -> bool:
+# an error code in words (`"code": "PermissionDenied"`, `"code": "invalid_request"`), not an authorization
+# code: the same rule as addons/secrets.py ERROR_CODE_WORDS, kept here on its own as the backstop should be
+_ERROR_CODE_WORDS = re.compile(r"(?:[A-Z][a-z]+){1,8}|[a-z]+(?:_[a-z]+){1,8}|[A-Za-z]+(?: [A-Za-z]+){1,8}")
+
+
+def _safe_value(value: str, name: str = "") -> bool:
     value = value.strip()
-    return not value or _is_fingerprint(value) or value.startswith(PASSWORD_SENT)
+    return (not value or _is_fingerprint(value) or value.startswith(PASSWORD_SENT)
+            or (name == "code" and bool(_ERROR_CODE_WORDS.fullmatch(value))))
 
 
 def _standalone(low: str, i: int) -> bool:
@@ -117,16 +123,16 @@ def _hits(text: str) -> list[tuple[str, int]]:
                     value = m.group(2)
                     if m.group(1) != "=":  # nested in an encoded URL: the value ends at an encoded &
                         value = re.split(r"%26", value, flags=re.I)[0]
-                    if not (_safe_value(unquote_plus(html.unescape(value)))
+                    if not (_safe_value(unquote_plus(html.unescape(value)), name)
                             or text.startswith(PASSWORD_SENT, m.start(2))):
                         found.append((kind, i))
                 elif _QUOTE_BEFORE.search(low, max(0, i - 6), i):
                     m = _JSON_VALUE.match(text, end)
-                    if m and not _safe_value(html.unescape(m.group(1))):
+                    if m and not _safe_value(html.unescape(m.group(1)), name):
                         found.append((kind, i))
                 elif low.startswith("<th>", i - 4):
                     m = _TABLE_VALUE.match(text, end)
-                    if m and not _safe_value(html.unescape(m.group(1))):
+                    if m and not _safe_value(html.unescape(m.group(1)), name):
                         found.append((kind, i))
             i = low.find(name, end)
     return found

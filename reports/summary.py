@@ -3,22 +3,11 @@ report): verdict, what sign-in it is, each finding with its evidence hops and ti
 provider's support asks for."""
 from __future__ import annotations
 
+from authtrace.reports.checks.base import ids_of
 from authtrace.reports.diagnose import Analysis
 from authtrace.reports.header import signin_rows
 from authtrace.reports.pii import Pii
 from authtrace.store import clock
-from authtrace.store.records import Hop
-
-ID_FIELDS = ("trace_id", "correlation_id", "timestamp")
-
-
-def ids_of(h: Hop) -> dict[str, str]:
-    """The ids an error answer carried: trace, correlation, operation, request, session, timestamp."""
-    if h.error is None:
-        return {}
-    out = h.error.ids()
-    out.update({k: v for k, v in h.error.extra.items() if k.endswith(("_id", "id")) and k not in out})
-    return out
 
 
 def summary_text(a: Analysis, redact_pii: bool = False) -> str:

@@ -2,6 +2,7 @@
 capture itself that are not faults of the sign-in)."""
 from __future__ import annotations
 
+from authtrace.reports.checks.base import lost_token
 from authtrace.store.records import Actor, Finding, Hop, Role, Severity
 
 
@@ -17,10 +18,24 @@ def verdict(findings: list[Finding], n_hops: int, n_flows: int = 0) -> tuple[str
         return "ok", f"No problem found in {n_hops} auth hop{'s' if n_hops != 1 else ''}{notes}"
     top = serious[0]
     title = (top.title or top.kind).strip().rstrip(".")
+    cause = cause_of(top, findings)
     more = len(serious) - 1
     tail = f" (and {more} more finding{'s' if more != 1 else ''} below)" if more else ""
     prefix = "Sign-in failed" if top.severity == Severity.ERROR else "Warning"
-    return top.severity.value, f"{prefix}: {lcfirst(title)}{tail}"
+    return top.severity.value, f"{prefix}: {lcfirst(title)}{f' — {cause}' if cause else ''}{tail}"
+
+
+def cause_of(top: Finding, findings: list[Finding]) -> str | None:
+    """The cause behind the top finding when another finding's evidence shows it: a code redeemed
+    twice because its callback was requested again, by whom the headers say."""
+    if top.kind == "duplicate_redirect":
+        return None  # its title names the requester already
+    mine = {id(h) for h in top.evidence}
+    for f in findings:
+        who = f.details.get("cause")
+        if f is not top and f.kind == "duplicate_redirect" and who and mine & {id(h) for h in f.evidence}:
+            return f"its callback was requested again by {who}"
+    return None
 
 
 def lcfirst(s: str) -> str:
@@ -41,4 +56,30 @@ def notes(hops: list[Hop]) -> list[str]:
     if Role.AUTHORIZE not in roles and Role.CALLBACK in roles:
         out.append("No authorize request was captured (recording started mid-sign-in): state, nonce and PKCE "
                    "cannot be compared.")
+    sanitized = sanitized_evidence(hops)
+    if sanitized:
+        out.append("This capture was exported sanitized (Chrome's and Edge's default \"Export HAR\", or a similar "
+                   "option): its Authorization, Cookie and Set-Cookie headers were removed (" + sanitized + "). That "
+                   "can hide which token each API call sent (its audience and expiry are judged from the tokens the "
+                   "session was issued and the APIs' answers) and cookie problems (a lost session, state or "
+                   "correlation cookie, SameSite). Export with sensitive data, or record with `authtrace record`, "
+                   "to see them.")
     return out
+
+
+def sanitized_evidence(hops: list[Hop]) -> str:
+    """Why this capture looks sanitized ("" when it does not): a request whose CORS preflight announced
+    an Authorization header the request does not carry; an API answer naming a token error for a
+    request without a token (RFC 6750 §3.1: a request with no token gets no error code); or a browser
+    sign-in through a provider's login pages in which no request sent or set a cookie."""
+    why = []
+    lost = [(h, said) for h in hops if h.role in (Role.API, Role.USERINFO) and (said := lost_token(h))]
+    if lost:
+        why.append(f"#{lost[0][0].number}: {lost[0][1]}")
+    browser = [h for h in hops if h.actor == Actor.BROWSER]
+    logins = [h for h in browser if h.role == Role.LOGIN and h.method == "POST"]
+    if logins and any(h.role == Role.CALLBACK for h in browser) and not any(h.cookies_sent or h.cookies_set
+                                                                            for h in hops):
+        why.append(f"the sign-in went through the provider's login form (#{logins[0].number}) and no request "
+                   "sent or set a cookie")
+    return "; ".join(why)

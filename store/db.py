@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import col, create_engine
 
 from authtrace.store import migrate, models, search
-from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, to_json
+from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, row_reader, to_json
 
 DEFAULT_DB = "authtrace.db"
 
@@ -194,6 +194,8 @@ def _column(v: Any) -> Any:
 
 
 _SCALARS = frozenset({str, int, float, bool})
+_read_hop = row_reader(Hop)
+_read_token = row_reader(Token)
 _HOP_FIELDS = tuple(f.name for f in dataclasses.fields(Hop) if f.name not in ("tokens", "id", "number"))
 _TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(Token) if f.init)
 
@@ -301,22 +303,28 @@ def load_hops(engine: Engine, session_id: int) -> list[Hop]:
 
 def read_hops(conn: Connection, session_id: int) -> list[Hop]:
     """`load_hops` on an open connection (a migration's, inside its transaction)."""
-    rows = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
-                        .order_by(col(models.Hop.started), col(models.Hop.id))).mappings().all()
-    toks = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
-                        .order_by(col(models.Token.id))).mappings().all()
+    result = conn.execute(select(models.Hop).where(col(models.Hop.session_id) == session_id)
+                          .order_by(col(models.Hop.started), col(models.Hop.id)))
+    hop_keys, rows = list(result.keys()), result.all()
+    result = conn.execute(select(models.Token).where(col(models.Token.session_id) == session_id)
+                          .order_by(col(models.Token.id)))
+    token_keys, toks = list(result.keys()), result.all()
     by_hop: dict[int, list[Token]] = defaultdict(list)
     for t in toks:
-        tok = from_json(Token, dict(t))
-        if tok is not None:
-            by_hop[t["hop_id"]].append(tok)
+        row = dict(zip(token_keys, t, strict=True))
+        try:
+            by_hop[row["hop_id"]].append(_read_token(row))
+        except TypeError:  # a required field missing: not a token this version can read
+            continue
     hops = []
     for r in rows:
-        h = from_json(Hop, dict(r))
-        if h is None:
+        row = dict(zip(hop_keys, r, strict=True))
+        try:
+            h = _read_hop(row)
+        except TypeError:
             continue
-        h.id = r["id"]
-        h.tokens = by_hop.get(r["id"], [])
+        h.id = row["id"]
+        h.tokens = by_hop.get(row["id"], [])
         hops.append(h)
     for n, h in enumerate(hops, 1):
         h.number = n

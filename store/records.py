@@ -168,15 +168,36 @@ class ErrorAnswer:
     timestamp: str | None = None
     message: str = ""  # the answer's most specific readable line, when it had no OAuth fields
     extra: dict[str, str] = field(default_factory=dict)  # other fields worth showing (claims, scope, ...)
+    # where the error was read: "params" (the request's own error parameters: an error redirect arriving),
+    # "location" (the error redirect itself), "body" (the answer's JSON or text), "page" (an error page's
+    # configuration or text), "challenge" (WWW-Authenticate), "transport" (no answer); "" in older stores
+    source: str = ""
+    details: tuple[str, ...] = ()  # an envelope's detail messages (Azure `details[].message`, RFC 7807 `errors`)
+    inner_code: str | None = None  # the innermost `innerError.code` of an Azure envelope
+    request_id: str | None = None  # an envelope's `correlation.request`, a page's request id
+    operation_id: str | None = None  # an envelope's `correlation.operation`
+    session_id: str | None = None  # an Entra page's `sessionId`
+    provider: str | None = None  # whose error page or envelope it was (Entra, Okta, Keycloak, RFC 7807, ...)
 
     @property
     def text(self) -> str:
-        return " ".join(x for x in (self.error, self.error_description, self.message) if x)
+        return " ".join(x for x in (self.error, self.error_description, self.message, *self.details) if x)
+
+    @property
+    def specific(self) -> str:
+        """The most specific message the answer carried: the innermost detail, else the description,
+        else the readable line ("Authentication code has already been redeemed." rather than
+        "OAuth redirection processing failed. Please re-login.")."""
+        for d in self.details:
+            if d:
+                return d
+        return self.error_description or self.message
 
     def ids(self) -> dict[str, str]:
         """The ids a provider's support asks for."""
         return {k: v for k, v in (("trace_id", self.trace_id), ("correlation_id", self.correlation_id),
-                                  ("timestamp", self.timestamp)) if v}
+                                  ("request_id", self.request_id), ("operation_id", self.operation_id),
+                                  ("session_id", self.session_id), ("timestamp", self.timestamp)) if v}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -212,6 +233,10 @@ class Initiator:
     user: str | None = None
     origin: str | None = None
     referer: str | None = None
+    # the request headers the browser's CORS preflight announced for this request (lower case): a
+    # preflight that announced `authorization` for a request that carries none shows an export that
+    # removed the header
+    preflight: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -382,6 +407,34 @@ def from_json(cls: type[R], data: Any) -> R | None:
         return cls(**kwargs)
     except TypeError:  # a required field missing: not this record
         return None
+
+
+def row_reader(cls: type[R]) -> Callable[[dict[str, Any]], R]:
+    """A fast reader of the store's own rows into `cls`: scalar columns come typed from SQL and are
+    taken as they are; enums, JSON columns and nested records go through the tolerant converters."""
+    hints = typing.get_type_hints(cls)
+    trusted, converted = [], []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        plain = {a for a in typing.get_args(tp) if a is not type(None)} or {tp}
+        if plain <= {str, int, float, bool}:
+            trusted.append(f.name)
+        else:
+            converted.append((f.name, _converter(tp)))
+
+    def read(row: dict[str, Any]) -> R:
+        kwargs = {name: row[name] for name in trusted if row.get(name) is not None}
+        for name, conv in converted:
+            v = row.get(name)
+            if v is not None:
+                out = conv(v)
+                if out is not _DROP:
+                    kwargs[name] = out
+        return cls(**kwargs)
+
+    return read
 
 
 def _converter(tp: Any) -> _Conv:

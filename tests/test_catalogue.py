@@ -83,7 +83,7 @@ def test_every_entry_is_complete_and_keyed_by_its_code() -> None:
         _assert_complete(entry)
         assert key == entry.code == key.lower()
     # No code was listed twice (the dicts are built from tuples of entries).
-    assert len(AADSTS) == len(catalogue._AADSTS_ENTRIES)
+    assert len(AADSTS) + len(catalogue.B2C) == len(catalogue._AADSTS_ENTRIES)
     assert len(OAUTH_ERRORS) == len(catalogue._OAUTH_ENTRIES)
 
 

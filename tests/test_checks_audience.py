@@ -95,3 +95,26 @@ def test_model_endpoint_and_direct_line_tokens_are_quiet(tmp_path):
     assert findings(tmp_path, [f1, f2])[0] == []
     f3 = flow("GET", f"https://{API}/api/projects/p/assistants", browser=False, headers={"authorization": f"Bearer {cog}"})
     assert kinds(findings(tmp_path, [f3])[0]) == ["wrong_audience"]
+
+
+def test_401_listing_several_causes_is_no_evidence_when_the_aud_fits(tmp_path):
+    """Azure OpenAI's 401 lists every possible cause ("missing, invalid, audience is incorrect, or have
+    expired"): with a readable token whose aud fits the API, it is no wrong_audience."""
+    host = "contoso.openai.azure.com"
+    good = make_jwt({"aud": "https://cognitiveservices.azure.com", "exp": time.time() + 3600})
+    body = {"error": {"code": "401", "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+                      "(https://cognitiveservices.azure.com), or have expired."}}
+    api = flow("POST", f"https://{host}/openai/deployments/gpt/chat/completions?api-version=2024-10-21", browser=False,
+               headers={"authorization": f"Bearer {good}", "content-type": "application/json"}, body='{"messages":[]}',
+               status=401, resp_headers={"content-type": "application/json"}, resp_body=json.dumps(body))
+    assert findings(tmp_path, [api])[0] == []
+    # the same words about an opaque token: still no evidence of a wrong audience
+    opaque = api.copy()
+    opaque.request.headers["authorization"] = "Bearer opaque-token-value-0123456789"
+    assert findings(tmp_path, [opaque])[0] == []
+    # a token for another resource: its aud decides, not the words
+    arm = make_jwt({"aud": "https://management.azure.com/", "exp": time.time() + 3600})
+    wrong = api.copy()
+    wrong.request.headers["authorization"] = f"Bearer {arm}"
+    fs, _ = findings(tmp_path, [wrong])
+    assert kinds(fs) == ["wrong_audience"] and "Azure Resource Manager" in fs[0].title

@@ -540,3 +540,81 @@ def test_login_steps_carry_the_flow_tag_of_their_sign_in(engine):
         if h.role in ("authorize", "login", "callback", "token"):
             block = html[html.index(f'data-hop="{h.number}"'):]
             assert '<span class="ftag f0">F1</span>' in block[:block.index("</summary>")], h.role
+
+
+def test_a_huge_session_folds_runs_of_alike_calls_but_never_evidence_or_errors(engine):
+    """Beyond the full-timeline limit, repeated API calls fold into one row; the findings' hops stay."""
+    from authtrace.reports.html import shown
+
+    t0 = time.time() - 3000
+    secrets: dict = {}
+    flows = signin_flows(t0, secrets=secrets)
+    for k in range(40):
+        flows.append(flow("GET", f"https://{API}/api/items", t=t0 + 10 + k, browser=False,
+                          status=500 if k == 20 else 200, headers={"authorization": f"Bearer {secrets['access_token']}"},
+                          resp_headers={"content-type": "application/json"}, resp_body="{}"))
+    session, hops = _store(engine, flows)
+    a = assemble(session, hops, [])
+    assert shown(a, limit=1000) == hops  # small sessions: every hop
+    rows = shown(a, limit=10)
+    folded = [r for r in rows if not isinstance(r, type(hops[0]))]
+    assert len(folded) == 2 and sum(len(c.hops) for c in folded) == 40 - 2 * 2 - 1  # two runs around the error
+    drawn = [r for r in rows if isinstance(r, type(hops[0]))]
+    assert any(h.status == 500 for h in drawn) and len(drawn) + 35 == len(hops)
+    from authtrace.reports import html as page
+
+    page_limit = page.FULL_TIMELINE
+    try:
+        page.FULL_TIMELINE = 10
+        text = page.render_html(a)
+    finally:
+        page.FULL_TIMELINE = page_limit
+    assert text.count('<p class="collapsed">') == 2 and "more calls like the one above" in text
+    assert text.count("<details class=\"hop") == len(hops) - 35 and find_leaks(text) == []
+
+
+def test_a_huge_session_folds_each_clean_sign_in_into_one_row(engine):
+    from authtrace.reports.html import Collapsed, shown
+
+    t0 = time.time() - 3000
+    clean = signin_flows(t0, code="code-clean", state="state-clean-0123", nonce="n-clean")
+    broken = signin_flows(t0 + 100, code="code-broken", state="state-broken-012", nonce="n-broken")
+    broken[-1].response.status_code = 500
+    session, hops = _store(engine, clean + broken)
+    a = assemble(session, hops, [])
+    rows = shown(a, limit=5)
+    folded = [r for r in rows if isinstance(r, Collapsed)]
+    assert len(folded) == 1 and folded[0].flow and {h.state for h in folded[0].hops} >= {"state-clean-0123"}
+    early = [h for h in rows if not isinstance(h, Collapsed) and h.started < t0 + 100]
+    assert all(a.flows.get(h.number) is None for h in early)  # only hops of no sign-in (the JWKS) stay drawn
+    assert len([h for h in rows if not isinstance(h, Collapsed)]) == len(hops) - len(folded[0].hops)
+
+
+def test_a_callback_whose_state_was_altered_stays_in_its_sign_in(engine):
+    """The page that issued the code joins the authorize request that led to it, so the callback (and its
+    redemption) carry the same flow tag although their state matches nothing."""
+    flows = signin_flows(time.time() - 600)
+    flows[3].request.content = flows[3].request.content.replace(b"state=", b"state=tampered")
+    session, hops = _store(engine, flows)
+    a = assemble(session, hops, [])
+    tags = {h.role: a.flows.get(h.number) for h in hops if h.role in ("authorize", "callback", "token")}
+    assert tags["authorize"] == tags["callback"] == tags["token"] == 1
+
+
+@pytest.mark.parametrize("body,kept", [
+    ('{"error": {"code": "PermissionDenied", "message": "no access"}}', True),
+    ('{"code": "invalid_request"}', True),
+    ('{"code": "Bad Request"}', True),
+    ('{"code": "0.AXoA-real-authorization-code-9f8e7d"}', False),
+    ('{"code": "SplxlOBeZQQYbYS6WxSbIA"}', False),  # RFC 6749's example code: letters, but no CamelCase words
+])
+def test_an_error_code_in_words_stays_readable_and_a_real_code_never_does(body, kept):
+    from authtrace.addons.secrets import Fingerprinter
+
+    text = Fingerprinter(b"k" * 32).text(body)
+    value = json.loads(body)
+    value = value["error"]["code"] if "error" in value else value["code"]
+    assert (value in text) == kept
+    assert find_leaks(f"<pre>{body}</pre>") == ([] if kept else find_leaks(f"<pre>{body}</pre>"))
+    if not kept:
+        assert find_leaks(f"<pre>{body}</pre>")  # the leak check would refuse it raw

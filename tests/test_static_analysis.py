@@ -52,3 +52,14 @@ def test_ruff_is_clean():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_floors_import_only_downwards():
+    """store/ at the bottom, addons/ above it, reports/ above that (reading only the store), the command
+    line as the roof (DESIGN §3), checked with import-linter over the same link tree."""
+    link_tree()
+    r = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config", str(REPO / "pyproject.toml")],
+                       cwd=TREE, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(TREE)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "2 kept, 0 broken" in r.stdout

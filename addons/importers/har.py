@@ -72,12 +72,22 @@ def _entry_candidate(entry: dict[str, Any], ctx: CaptureContext) -> bool:
     url = req.get("url")
     if not isinstance(url, str):
         return False
-    has_auth = False
+    has_auth = asks_auth = False
     headers = req.get("headers")
     for h in headers if isinstance(headers, list) else ():
         name = h.get("name") if isinstance(h, dict) else (h[0] if isinstance(h, (list, tuple)) and h else "")
         if isinstance(name, str) and len(name) == 13 and name.lower() == "authorization":  # len: cheap first
             has_auth = True
+            break
+        if isinstance(name, str) and len(name) == 30 and name.lower() == "access-control-request-headers":
+            value = h.get("value") if isinstance(h, dict) else None
+            asks_auth = isinstance(value, str) and "authorization" in value.lower()
+    challenge = False
+    rh = _get(entry, "response", "headers")
+    for h in rh if isinstance(rh, list) else ():
+        name = h.get("name") if isinstance(h, dict) else None
+        if isinstance(name, str) and len(name) == 16 and name.lower() == "www-authenticate":
+            challenge = True
             break
     body = _get(req, "postData", "text", default="")
     body_head = body[:8192].encode("utf-8", "replace") if isinstance(body, str) else b""
@@ -86,7 +96,8 @@ def _entry_candidate(entry: dict[str, Any], ctx: CaptureContext) -> bool:
         body_head = "&".join(f"{p.get('name')}=" for p in form_fields if isinstance(p, dict)).encode()
     location = _get(entry, "response", "redirectURL", default="") or ""
     host = url.split("/", 3)[2].split("@")[-1].split(":")[0].lower() if "://" in url else ""
-    return might_be_auth(url, host, has_auth, body_head, location if isinstance(location, str) else "", ctx)
+    return might_be_auth(url, host, has_auth, body_head, location if isinstance(location, str) else "", ctx,
+                         challenge, asks_auth)
 
 
 def _clean_headers(headers: object) -> list[dict[str, str]]:

@@ -3,9 +3,9 @@ one module per family:
 
 | module | kinds |
 |---|---|
-| `codes.py` | reused_code, duplicate_redirect |
+| `codes.py` | reused_code, reused_refresh_token, duplicate_redirect |
 | `audience.py` | wrong_audience (token aud, requested resource, a refusal naming the audience) |
-| `binding.py` | state_mismatch, nonce_mismatch, pkce_mismatch, redirect_uri_mismatch |
+| `binding.py` | state_mismatch, nonce_mismatch, pkce_mismatch, redirect_uri_mismatch (also from an app's error page) |
 | `lifetimes.py` | expired_token, token_revoked |
 | `grants.py` | issuer_mismatch, scope_not_granted |
 | `loops.py` | redirect_loop |
@@ -27,13 +27,13 @@ Check = Callable[[SessionIndex], list[Finding]]
 FollowUp = Callable[[SessionIndex, list[Finding]], list[Finding]]  # reads the findings before it
 
 CHECKS: tuple[Check, ...] = (
-    codes.reused_code, codes.duplicate_redirect,
+    codes.reused_code, codes.reused_refresh_token, codes.duplicate_redirect,
     audience.token_audience, audience.requested_resource,
     binding.state_mismatch, binding.nonce_mismatch, binding.pkce_mismatch, binding.redirect_uri_mismatch,
     lifetimes.expired_token, grants.issuer_mismatch, grants.scope_not_granted, loops.redirect_loop,
     lifetimes.token_revoked, errors.idp_error,
 )
-FOLLOW_UPS: tuple[FollowUp, ...] = (audience.refusal_names_audience, errors.failed_hop)
+FOLLOW_UPS: tuple[FollowUp, ...] = (audience.refusal_names_audience, binding.app_says, errors.failed_hop)
 
 
 @dataclass(slots=True)

@@ -26,6 +26,18 @@ ADVICE: dict[str, Advice] = {
          "a retry after a slow token response"),
         "Handle the redirect URI exactly once and redeem each code once; then start a fresh sign-in to get a "
         "new code."),
+    "reused_code.same_page": Advice(
+        ("an effect that redeems the code runs twice: React StrictMode mounts components twice in development",
+         "the component that handles the callback is mounted twice (two routes, a re-render that remounts it)",
+         "two listeners of the same page (a library and the app) both redeem the code"),
+        "Guard the redemption so it runs once per code (a ref or module-level flag, or let the library redeem it), "
+        "then sign in again."),
+    "reused_refresh_token": Advice(
+        ("two tabs or processes share one token cache and both refresh with the same refresh token",
+         "the app keeps the old refresh token after a refresh (does not store the rotated one)",
+         "a retry after a lost or slow refresh answer sends the old token again"),
+        "Store the rotated refresh token from every refresh answer and refresh in one place (one lock or one "
+        "worker per grant); after the grant was revoked, the user must sign in again."),
     "duplicate_redirect": Advice(
         ("the browser followed the redirect twice (reload, double click, back button)",
          "two webviews or tabs handled the same redirect", "a link scanner or prefetcher requested the URL",
@@ -69,6 +81,15 @@ ADVICE: dict[str, Advice] = {
     "expired_token.expired": Advice(
         ("the app caches tokens past their expiry and does not refresh", "the machine's clock is wrong"),
         "Refresh the token before exp (MSAL: acquireTokenSilent) and check the clock."),
+    "expired_token.inferred": Advice(
+        ("the app uses a cached access token past its lifetime and does not refresh it",
+         "the machine's clock is wrong"),
+        "Refresh the token before it expires (expires_in from the token answer) and check the clock; record without "
+        "a sanitized export to see which token each call sent."),
+    "expired_token.words": Advice(
+        ("the app uses a cached access token past its lifetime", "clock skew between the machine and the API"),
+        "Refresh the token before it expires; record the sign-in with its token answers (or without a sanitized "
+        "export) to confirm from the token itself."),
     "expired_token.not_yet": Advice(("clock skew between the identity provider and this machine or the API",),
                                     "Check the clocks (NTP) of the machine and the API."),
     "token_revoked": Advice(
@@ -93,6 +114,23 @@ ADVICE: dict[str, Advice] = {
     "idp_error.unknown": Advice(("see the provider's error description",),
                                 "Look up the error in the provider's documentation with the trace and correlation "
                                 "ids."),
+    "state_mismatch.app": Advice(
+        ("the app's state or correlation cookie did not come back: SameSite=Lax/Strict cookies are not sent with a "
+         "cross-site form_post, or the cookie was set on another host or path",
+         "the sign-in was started in another tab or browser, so the app holds another attempt's state",
+         "the app's session was lost between authorize and callback (another instance without shared sessions, "
+         "a restart, a cleared cookie)"),
+        "Start the sign-in once, in one tab, and check that the app's state/correlation cookie is set with "
+        "SameSite=None; Secure when the provider answers with a cross-site form_post."),
+    "nonce_mismatch.app": Advice(
+        ("the app's nonce cookie did not come back (SameSite on a cross-site form_post, another browser or tab)",
+         "the id_token belongs to another sign-in attempt"),
+        "Start a fresh sign-in in one tab and check that the app's nonce cookie survives the round trip "
+        "(SameSite=None; Secure for a form_post)."),
+    "pkce_mismatch.app": Advice(
+        ("the app's code_verifier cookie did not come back (SameSite, another browser or tab)",
+         "the verifier belongs to another sign-in attempt"),
+        "Start a fresh sign-in in one tab and check that the app keeps the verifier until the callback."),
     "failed_hop": Advice(("see the answer above; the app or provider log for this time has the detail",),
                          "Check the server log of {host} at {when}."),
 }

@@ -5,6 +5,11 @@
 2. `requested_resource`: an opaque token was refused at a known API, and the sign-in asked for a
    scope/resource that cannot fit that API.
 3. `refusal_names_audience`: a refusal's text names the audience, when neither fact above exists.
+
+Facts before words: a 401 whose text lists several possible causes ("missing, invalid, audience is
+incorrect, or expired") is no evidence of a wrong audience, and when the presented token can be read
+its `aud` (and `exp`/`nbf`/`expires_in`) decide; the words decide only for a token that cannot be
+read (opaque, or lost by a sanitized export), and the finding says so.
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ from urllib.parse import urlsplit
 from authtrace.reports import audiences as au
 from authtrace.reports.checks.base import finding
 from authtrace.reports.index import SessionIndex
-from authtrace.store.records import Finding, Hop, Role, Severity
+from authtrace.store.records import Finding, Hop, Role, Severity, Token
 
 KIND = "wrong_audience"
 AUDIENCE_WORDS = re.compile(r"audience|\baud\b|InvalidAuthenticationTokenAudience", re.I)
+# the words of a refusal that lists causes ("missing, invalid, audience is incorrect, or expired")
+CAUSE_WORDS = re.compile(r"\b(missing|invalid|expired|malformed|revoked|not yet valid|signature)\b", re.I)
 URI_RE = re.compile(r"(https?://[^\s'\"<>,;]+|api://[^\s'\"<>,;]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                     r"[0-9a-f]{12})", re.I)
 RESOURCE_ROLES = (Role.API, Role.USERINFO)
@@ -83,19 +90,43 @@ def requested_resource(s: SessionIndex) -> list[Finding]:
 
 
 def refusal_names_audience(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
-    explained = {id(e) for f in earlier if f.kind == KIND for e in f.evidence}
+    explained = {id(e) for f in earlier if f.kind in (KIND, "expired_token") for e in f.evidence}
     out = []
     for h in s.hops:
         if h.role not in RESOURCE_ROLES or h.status not in (401, 403) or id(h) in explained:
             continue
-        text = " ".join([str(h.answer.www_authenticate or ""), h.error_text()])
-        if not AUDIENCE_WORDS.search(text):
+        text = " ".join(x for x in (h.answer.www_authenticate.get("error_description", ""), h.error_text()) if x)
+        if not AUDIENCE_WORDS.search(text) or lists_causes(text):
             continue
+        named = sorted(set(URI_RE.findall(text)))
+        readable = [t for t in h.presented_tokens() if t.aud]
+        if readable:
+            auds = [a for t in readable for a in t.aud]
+            if _fits(s, h, readable):
+                continue  # the token's own aud fits: the words are not evidence of a wrong audience
+            basis = f"The token's aud is {', '.join(auds)}, which the answer does not accept."
+        else:
+            basis = ("The token itself cannot be read (" + ("opaque" if h.presented_tokens() else
+                                                            "not in the capture") +
+                     "), so this rests on the API's words.")
         out.append(finding(kind=KIND, variant="named", severity=Severity.ERROR,
                            title=f"{h.host} refused the token because of its audience.",
-                           explanation=f"{h.label} {h.where} answered {h.status}: {text.strip()[:400]}",
-                           evidence=[h], host=h.host, named=sorted(set(URI_RE.findall(text)))))
+                           explanation=f"{h.label} {h.where} answered {h.status}: “{text.strip()[:400]}”. {basis}",
+                           evidence=[h], host=h.host, named=named, from_words=not readable))
     return out
+
+
+def lists_causes(text: str) -> bool:
+    """A refusal that lists several possible causes names none of them."""
+    return len({m.lower() for m in CAUSE_WORDS.findall(text)}) >= 2
+
+
+def _fits(s: SessionIndex, h: Hop, tokens: list[Token]) -> bool:
+    exp = au.expected_for(h.host, s.expect, h.path)
+    normed = {au.norm(a) for t in tokens for a in t.aud}
+    if exp is not None:
+        return bool(normed & exp[1])
+    return any((urlsplit(a).hostname or "") == h.host for a in normed if a.startswith("http"))
 
 
 def _uri_auds_foreign(auds: set[str], host: str) -> bool:

@@ -100,19 +100,6 @@ def titles(obj: dict) -> list[str]:
     return [f"{f['kind']}: {f['title']}" for f in obj["findings"]]
 
 
-LOGIN_ROUND_TRIP = pytest.mark.xfail(
-    strict=True,
-    reason="authtrace reports redirect_loop for one ordinary sign-in: these providers send the browser to "
-    "their authorize endpoint 3 times (the app's redirect, back from the login form, the consent POST), "
-    "all with the same state and one code issued",
-)
-CALLBACK_EXPLAINED = pytest.mark.xfail(
-    strict=True,
-    reason="besides redirect_loop (see LOGIN_ROUND_TRIP), authtrace adds failed_hop for the app's 400 "
-    "callback page although the refused token request (the finding's evidence) explains it",
-)
-
-
 def assert_kinds(o: Outcome, expected: set[str]) -> None:
     obj = o.check["mitm"]
     assert kinds(obj) == expected, titles(obj)
@@ -162,7 +149,6 @@ def test_dot_clean_journey(cap_dot_clean):
     assert cap_dot_clean.journey["result"]["userinfo"]["email"] == "alice@example.test"
 
 
-@LOGIN_ROUND_TRIP
 def test_dot_clean_no_finding(cap_dot_clean):
     assert_kinds(cap_dot_clean, set())
 
@@ -180,9 +166,13 @@ def test_dot_redirect_uri_journey(cap_dot_redirect_uri):
     assert "redirect" in (post.body or {}).get("error_description", "").lower(), post.body
 
 
-@CALLBACK_EXPLAINED
 def test_dot_redirect_uri_findings(cap_dot_redirect_uri):
+    """One sign-in (three requests to the authorize URL are one attempt), the refused redemption, and the
+    app's 400 callback page as evidence of the redirect_uri finding, with the app's message."""
     assert_kinds(cap_dot_redirect_uri, {"redirect_uri_mismatch", "idp_error"})
+    (f,) = [f for f in cap_dot_redirect_uri.check["mitm"]["findings"] if f["kind"] == "redirect_uri_mismatch"]
+    assert [e["role"] for e in f["evidence"]] == ["authorize", "callback", "token"], f["evidence"]
+    assert "The app's callback" in f["explanation"] and "Sign-in failed" in f["explanation"], f["explanation"]
 
 
 def test_dot_code_reuse_journey(cap_dot_code_reuse):
@@ -198,7 +188,6 @@ def test_dot_code_reuse_journey(cap_dot_code_reuse):
     assert [outcome_of(p) for p in posts] == [(200, None), (400, "invalid_grant")]
 
 
-@LOGIN_ROUND_TRIP
 def test_dot_code_reuse_findings(cap_dot_code_reuse):
     assert_kinds(cap_dot_code_reuse, {"reused_code", "duplicate_redirect", "idp_error"})
 
@@ -211,7 +200,6 @@ def test_authlib_clean_journey(cap_authlib_clean):
     assert_clean_signin(cap_authlib_clean, "/authorize", sub="alice")
 
 
-@LOGIN_ROUND_TRIP
 def test_authlib_clean_no_finding(cap_authlib_clean):
     assert_kinds(cap_authlib_clean, set())
 
@@ -228,9 +216,10 @@ def test_authlib_pkce_journey(cap_authlib_pkce):
     assert "challenge" in (post.body or {}).get("error_description", "").lower(), post.body
 
 
-@CALLBACK_EXPLAINED
 def test_authlib_pkce_findings(cap_authlib_pkce):
     assert_kinds(cap_authlib_pkce, {"pkce_mismatch", "idp_error"})
+    (f,) = [f for f in cap_authlib_pkce.check["mitm"]["findings"] if f["kind"] == "pkce_mismatch"]
+    assert [e["role"] for e in f["evidence"]] == ["authorize", "callback", "token"], f["evidence"]
 
 
 def test_live_store_agrees(stack: Stack, outcomes):

@@ -13,7 +13,8 @@
 
 Each scenario has a journey self-check that reads the saved flows (mitmproxy's FlowReader), and
 asserts the EXACT set of finding kinds of `authtrace check <flows.mitm> --json`; the clean twins
-assert none. Known authtrace misbehaviour: the correct assertion, marked xfail(strict=True).
+assert none. (Known authtrace misbehaviour would be written as the correct assertion, marked
+xfail(strict=True); none is left.)
 """
 
 from __future__ import annotations
@@ -184,16 +185,15 @@ def test_spa_double_redemption_findings(cap_spa_double_redemption):
     assert_kinds(cap_spa_double_redemption, SPA_DOUBLE_KINDS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authtrace reports failed_hop for the authorize navigation the browser aborted (status -1, "
-    "net::ERR_ABORTED) because the app started the same sign-in again at once: not a failed step",
-)
 def test_spa_double_redemption_browser_har(cap_spa_double_redemption):
-    """The browser-side HAR holds both token POSTs (an SPA redeems in the browser): same diagnosis."""
-    assert kinds(cap_spa_double_redemption.check["har"]) == SPA_DOUBLE_KINDS, titles(
-        cap_spa_double_redemption.check["har"]
-    )
+    """The browser-side HAR holds both token POSTs (an SPA redeems in the browser): same diagnosis. The
+    authorize navigation the browser aborted (the app started the same sign-in again at once) is no
+    failed step; both redemptions came from the same page within milliseconds."""
+    obj = cap_spa_double_redemption.check["har"]
+    assert kinds(obj) == SPA_DOUBLE_KINDS, titles(obj)
+    (f,) = [f for f in obj["findings"] if f["kind"] == "reused_code"]
+    assert "by the same page" in f["title"] and f["details"]["same_page"] is True, f
+    assert "StrictMode" in f["explanation"] and "loaded the callback once" in f["explanation"], f["explanation"]
 
 
 def test_browser_har_is_browser_side(cap_spa_clean):
@@ -233,18 +233,21 @@ def test_refresh_reuse_journey(cap_refresh_reuse):
 
 
 # The cause is the reuse of a rotated-out refresh token (the provider's reuse detection then
-# revoked the grant): a finding must name it, beside the refusals and the revoked access token.
+# revoked the grant): a finding names it, beside the refusals and the revoked access token.
 REFRESH_REUSE_KINDS = {"reused_refresh_token", "idp_error", "token_revoked"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no check names refresh-token reuse (proposed kind reused_refresh_token): the refresh token "
-    "presented at the 2nd refresh had already been exchanged by a 200 answer that rotated it; today only "
-    "idp_error (generic invalid_grant) and token_revoked come out, neither says why",
-)
 def test_refresh_reuse_findings(cap_refresh_reuse):
     assert_kinds(cap_refresh_reuse, REFRESH_REUSE_KINDS)
+    findings = cap_refresh_reuse.check["mitm"]["findings"]
+    (reuse,) = [f for f in findings if f["kind"] == "reused_refresh_token"]
+    # the rotation, the reuse, the refusal of the newest token and the revoked access token
+    assert [(e["role"], e["status"]) for e in reuse["evidence"]] == [
+        ("token", 200), ("token", 400), ("token", 400), ("userinfo", 401)
+    ], reuse["evidence"]
+    assert "grant family" in reuse["explanation"]
+    (revoked,) = [f for f in findings if f["kind"] == "token_revoked"]
+    assert "refresh was refused in between" in revoked["explanation"], revoked["explanation"]
 
 
 # ------------------------------------------------------------------ device authorization grant
@@ -281,6 +284,8 @@ def test_device_denied_journey(cap_device_denied):
 
 def test_device_denied_findings(cap_device_denied):
     assert_kinds(cap_device_denied, {"idp_error"})
+    (f,) = cap_device_denied.check["mitm"]["findings"]
+    assert "the user declined the device sign-in" in f["title"] and "polled" in f["explanation"], f
 
 
 def test_device_expired_journey(cap_device_expired):
@@ -293,6 +298,9 @@ def test_device_expired_journey(cap_device_expired):
 
 def test_device_expired_findings(cap_device_expired):
     assert_kinds(cap_device_expired, {"idp_error"})
+    (f,) = cap_device_expired.check["mitm"]["findings"]
+    assert "did not complete the device sign-in in time" in f["title"], f
+    assert "valid for 3 s" in f["explanation"] and "authorization_pending" in f["explanation"], f["explanation"]
 
 
 def test_live_store_agrees(stack: Stack, outcomes):
