@@ -81,9 +81,12 @@ def _is_fingerprint(value: str) -> bool:
 _ERROR_CODE_WORDS = re.compile(r"(?:[A-Z][a-z]+){1,8}|[a-z]+(?:_[a-z]+){1,8}|[A-Za-z]+(?: [A-Za-z]+){1,8}")
 
 
+_NOT_VALUES = frozenset({"null", "none", "undefined", "true", "false"})  # JSON's and JavaScript's "no value"
+
+
 def _safe_value(value: str, name: str = "") -> bool:
     value = value.strip()
-    return (not value or _is_fingerprint(value) or value.startswith(PASSWORD_SENT)
+    return (not value or _is_fingerprint(value) or value.startswith(PASSWORD_SENT) or value.lower() in _NOT_VALUES
             or (name == "code" and bool(_ERROR_CODE_WORDS.fullmatch(value))))
 
 

@@ -618,3 +618,16 @@ def test_an_error_code_in_words_stays_readable_and_a_real_code_never_does(body, 
     assert find_leaks(f"<pre>{body}</pre>") == ([] if kept else find_leaks(f"<pre>{body}</pre>"))
     if not kept:
         assert find_leaks(f"<pre>{body}</pre>")  # the leak check would refuse it raw
+
+
+def test_a_token_answer_with_null_tokens_is_no_leak(tmp_path, engine):
+    """`{"access_token": null}` (found by the hostile-JSON property): nothing secret, the report is written."""
+    t = time.time() - 60
+    answer = flow("POST", f"https://{IDP}/{TENANT}/oauth2/v2.0/token", t=t, browser=False,
+                  headers={"content-type": "application/x-www-form-urlencoded"},
+                  body="grant_type=client_credentials&client_id=c", resp_headers={"content-type": "application/json"},
+                  resp_body='{"access_token": null, "refresh_token": false, "token_type": "Bearer"}')
+    session, hops = _store(engine, [answer])
+    out = tmp_path / "r.html"
+    write_report(report_of(session, hops), str(out))
+    assert out.exists() and find_leaks('<tr><th>access_token</th><td>eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ.c2lnbmF0dXJl</td>')
