@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 SECRET_NAMES = frozenset({
     "code", "access_token", "refresh_token", "id_token", "id_token_hint", "client_secret",
     "client_assertion", "assertion", "code_verifier", "device_code", "subject_token", "actor_token",
-    "token", "samlresponse", "samlrequest", "logout_token", "otc", "flowtoken", "canary",
+    "token", "samlresponse", "samlrequest", "samlart", "logout_token", "otc", "flowtoken", "canary",
     "apikey", "api_key", "api-key", "x-api-key", "secret", "sessiontoken", "session_token",
     "jwt", "request", "wresult", "password_reset_token", "refresh_token_hint",
 })
