@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
@@ -159,6 +159,29 @@ class SamlKeys:
         self.idp_entities: set[str] = set()  # issuers of Responses seen: identity providers
         self.acs: dict[str, str] = {}  # an SP's assertion consumer service URL (bare) -> its entity id
 
+    @classmethod
+    def from_files(cls, paths: Sequence[str]) -> SamlKeys:
+        """What `--saml-cert FILE...` gives: certificates, trusted for what identity providers sign, and
+        metadata, learnt as if captured. ValueError (one sentence) for a file that cannot be used."""
+        certs: list[str] = []
+        metas = []
+        for p in paths:
+            found, meta = saml.trust_from_file(p)
+            certs += found
+            if meta is not None:
+                metas.append(meta)
+        keys = cls(tuple(certs))
+        for meta in metas:
+            keys.learn(meta)
+        return keys
+
+    def merge(self, other: SamlKeys) -> None:
+        """What another set knows (files given at run time), added to what this capture learnt."""
+        self.idp.update(other.idp)
+        self.sp.update(other.sp)
+        self.idp_entities |= other.idp_entities
+        self.acs.update(other.acs)
+
     def learn(self, meta: saml.SamlMetadata) -> None:
         if not meta.entity_id:
             return
@@ -218,10 +241,10 @@ class CaptureContext:
     """What one capture session has learnt so far (endpoints, hosts, redirect URIs, keys), and the
     fingerprinter of its store."""
 
-    def __init__(self, key: bytes, saml_certs: tuple[str, ...] = ()):
+    def __init__(self, key: bytes, saml: SamlKeys | None = None):
         self.fpr = Fingerprinter(key)
         self.signatures = Signatures()
-        self.saml = SamlKeys(saml_certs)
+        self.saml = saml or SamlKeys()
         self.endpoints: dict[str, set[str]] = {role: set() for role, _ in ENDPOINT_FIELDS}
         self.idp_hosts: set[str] = set()
         self.redirect_uris: set[str] = set()

@@ -71,8 +71,8 @@ from authtrace.store.saml import (
 __all__ = [
     "BEARER", "PII_FIELDS", "STATUS_SUCCESS", "Binding", "CertLike", "SamlArtifact", "SamlAssertion",
     "SamlConfirmation", "SamlEndpoint", "SamlMessage", "SamlMetadata", "SamlSignature", "SamlStatus",
-    "SamlVerification", "SignatureStatus", "certs_from_metadata", "decode_binding", "decode_metadata",
-    "decode_xml", "load_cert", "masked", "parse_xml", "thumbprint", "verify",
+    "SamlVerification", "SignatureStatus", "trust_from_file", "certs_from_metadata", "decode_binding",
+    "decode_metadata", "decode_xml", "load_cert", "masked", "parse_xml", "thumbprint", "verify",
 ]
 
 # ------------------------------------------------------------------------------------ limits
@@ -747,6 +747,33 @@ def _decode_metadata(xml: bytes) -> SamlMetadata:
 def certs_from_metadata(xml: bytes) -> tuple[str, ...]:
     """The identity provider's signing certificates (PEM) from metadata; () when there are none."""
     return decode_metadata(xml).idp_signing_certs
+
+
+MAX_CERT_FILE = 4 * 1024 * 1024
+
+
+def trust_from_file(path: str) -> tuple[tuple[str, ...], SamlMetadata | None]:
+    """What a `--saml-cert FILE` holds: certificates (PEM, one or several; DER; bare base64), returned as
+    PEM, or a metadata document (an IdP's or an SP's), returned decoded so its certificates stay bound to
+    its entity. Raises ValueError with one sentence for the user when the file cannot be used."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CERT_FILE + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read the SAML certificate {path}: {exc.strerror or exc}.") from exc
+    if len(data) > MAX_CERT_FILE:
+        raise ValueError(f"{path} is too large for a certificate or SAML metadata (over 4 MB).")
+    if b"EntityDescriptor" in data[:8192]:
+        meta = decode_metadata(data)
+        if not meta.entity_id or not (meta.idp_signing_certs or meta.sp_signing_certs):
+            why = meta.problem or "it names no entity id or no signing certificate"
+            raise ValueError(f"{path} is SAML metadata but cannot be used: {why.rstrip('.')}.")
+        return (), meta
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.S)
+    certs = [c for b in blocks or [data.strip()] if (c := load_cert(b)) is not None]
+    if not certs:
+        raise ValueError(f"{path} holds no X.509 certificate (PEM, DER or base64) and is not SAML metadata.")
+    return tuple(c.public_bytes(Encoding.PEM).decode() for c in certs), None
 
 
 # ------------------------------------------------------------------------------ helpers
