@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from authtrace.addons.comments import flow_comment, set_comment
 from authtrace.addons.context import CaptureContext, SamlKeys
 from authtrace.addons.hops import flow_to_hops
-from authtrace.store import clock, db
+from authtrace.store import clock, db, saml
 from authtrace.store.records import Hop
 from authtrace.store.writer import HopWriter
 
@@ -43,6 +43,9 @@ def hop_line(hop: Hop) -> str:
         bits.append(hop.code_fp)
     if hop.state:
         bits.append(f"state={hop.state[:12]}{'…' if len(hop.state) > 12 else ''}")
+    for m in (hop.params.saml, hop.answer.saml):
+        if m is not None:
+            bits.append(saml.brief(m))
     if hop.error:
         d = hop.error.error_description or hop.error.message
         bits.append(f"! {hop.error.error or 'error'}" + (f": {d[:100]}" if d else ""))

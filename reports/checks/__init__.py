@@ -10,7 +10,7 @@ one module per family:
 | `grants.py` | issuer_mismatch, scope_not_granted |
 | `loops.py` | redirect_loop |
 | `errors.py` | idp_error, failed_hop |
-| `saml.py` | SAML 2.0: idp_error (a Status), state_mismatch (InResponseTo), wrong_audience, expired_token (an assertion), duplicate_redirect (an assertion posted twice), saml_destination_mismatch, saml_signature |
+| `saml.py` | SAML 2.0 (the kinds above where the fault is the same): saml_destination_mismatch, saml_signature |
 
 Their fixed prose (causes, next steps) is data in `advice.py`. A clean sign-in yields no finding:
 every false positive costs the user's trust, so each check needs protocol evidence, not a hunch.

@@ -1,15 +1,20 @@
 """SAML 2.0 sign-ins, from the messages their hops carry (`Params.saml`, `Answer.saml`, decoded by
 `addons/saml.py`): the same kinds as OAuth where the fault is the same, `saml_*` where none fits.
 
-| check | kind | fires when |
-|---|---|---|
-| `saml_status` | idp_error | a Response or LogoutResponse carries a Status other than Success (the catalogue explains it; a NoPassive the app handled, or followed by an interactive request, is a normal answer) |
-| `saml_in_response_to` | state_mismatch (saml, saml_older) | a Response answers a request ID that no AuthnRequest this app sent in the capture has, or an older one the app refused |
-| `saml_audience` | wrong_audience (saml) | an assertion's Audience is not the service provider's entity id (its metadata, else the AuthnRequest it answers), or the app refused the audience |
-| `saml_destination` | saml_destination_mismatch | a message's Destination, or every bearer Recipient, is not the URL it was sent to |
-| `saml_lifetime` | expired_token (assertion, assertion_not_yet) | an assertion was posted after NotOnOrAfter or before NotBefore (service provider's clock, from Date headers) |
-| `saml_replay` | duplicate_redirect (saml) | the same Response (fingerprint) or assertion (ID) was posted more than once |
-| `saml_signature` | saml_signature (failed, unsigned) | a signature does not verify with its issuer's certificate; an assertion is signed neither itself nor by its Response |
+- `saml_status` → `idp_error`: a Response or LogoutResponse carries a Status other than Success, explained
+  from the catalogue (a NoPassive the app handled, or followed by an interactive request, is normal);
+- `saml_in_response_to` → `state_mismatch` (saml, saml_older): a Response answers a request ID that no
+  AuthnRequest of this app in the capture has, or an older one the app refused;
+- `saml_audience` → `wrong_audience` (saml): an assertion's Audience is not the app's entity id (its
+  metadata, else the AuthnRequest it answers), or the app refused the audience;
+- `saml_destination` → `saml_destination_mismatch`: a message's Destination, or every bearer Recipient,
+  is not the URL it was sent to;
+- `saml_lifetime` → `expired_token` (assertion, assertion_not_yet): an assertion posted after NotOnOrAfter
+  or before NotBefore (the app's clock, from Date headers);
+- `saml_replay` → `duplicate_redirect` (saml): the same Response (fingerprint) or assertion (ID) posted
+  more than once;
+- `saml_signature` → `saml_signature` (failed, unsigned): a signature that does not verify with its
+  issuer's certificate; an assertion signed neither itself nor by its Response.
 
 Facts before words: an app's refusal decides only what the messages cannot show (the entity id the app
 checks the audience against), and the finding then says it rests on the app's words. A check never
@@ -543,9 +548,9 @@ def saml_signature(s: SessionIndex) -> list[Finding]:
                 kind="saml_signature", variant="failed", severity=Severity.ERROR,
                 title=f"The signature of the SAML Response posted to {where(h)} does not verify with the identity "
                       f"provider's certificate.",
-                explanation=f"{h.label} {h.method} {where(h)} carried a Response" + (f" from {issuer}" if issuer else "")
-                            + f", checked with {trust[0]}: {why}. Only what a signature covers can be trusted; the "
-                            f"app must refuse it. The app {answered(h)}.",
+                explanation=f"{h.label} {h.method} {where(h)} carried a Response"
+                            + (f" from {issuer}" if issuer else "") + f", checked with {trust[0]}: {why}. Only "
+                            f"what a signature covers can be trusted; the app must refuse it. The app {answered(h)}.",
                 evidence=[*trust[1], h], issuer=issuer,
                 failed=[what for what, _ in failed]))
             continue
