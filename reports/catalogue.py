@@ -1505,6 +1505,124 @@ _AADSTS_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_B2C,
     ),
+    # --- Entra ID as a SAML identity provider: its SAML endpoint's errors (page or StatusMessage) ----
+    Entry(
+        code="AADSTS75005",
+        title="Entra does not accept the SAML request the app sent.",
+        meaning=(
+            "Saml2MessageInvalid: the request is not a valid SAML 2.0 "
+            "protocol message, or uses something Entra does not support for "
+            "single sign-on."
+        ),
+        causes=(
+            "the AuthnRequest is malformed, not deflated and base64-encoded "
+            "as the HTTP-Redirect binding requires, or truncated",
+            "the app sends a message other than an AuthnRequest to the SSO URL",
+        ),
+        next_step=(
+            "Decode the captured SAMLRequest (the SAML card of the authorize hop) "
+            "and compare it with Entra's SAML protocol reference."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS75008",
+        title="Entra denied the SAML request because of an unexpected Destination.",
+        meaning=(
+            "RequestDeniedError: the AuthnRequest's Destination is not the "
+            "Entra SAML endpoint the request was sent to."
+        ),
+        causes=(
+            "the app's identity provider URL (SSO URL) points to another "
+            "tenant or an old endpoint",
+            "the Destination attribute is built from a different URL than the "
+            "one the browser is sent to",
+        ),
+        next_step=(
+            "Make the AuthnRequest's Destination the exact Login URL shown in the "
+            "enterprise app's Single sign-on page."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS75011",
+        title="The way the user signed in does not match the requested authentication context.",
+        meaning=(
+            "NoMatchedAuthnContextInOutputClaims: the authentication method "
+            "by which the user authenticated does not match the "
+            "RequestedAuthnContext of the AuthnRequest."
+        ),
+        causes=(
+            "the app requires e.g. PasswordProtectedTransport with "
+            "Comparison=exact while the user signed in another way (Windows "
+            "integrated, passwordless, a federated IdP)",
+        ),
+        next_step=(
+            "Remove RequestedAuthnContext from the app's AuthnRequest, or use "
+            "Comparison=minimum, or ForceAuthn=true."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS75016",
+        title="The SAML request's NameIDPolicy is not valid for Entra.",
+        meaning=(
+            "Saml2AuthenticationRequestInvalidNameIDPolicy: Entra cannot give "
+            "the NameID format the AuthnRequest's NameIDPolicy asks for."
+        ),
+        causes=("the app asks for a NameID format Entra does not support for it",),
+        next_step=(
+            "Send a supported NameIDPolicy Format (or none) and configure the "
+            "NameID claim in the enterprise app."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS750054",
+        title="The SAML redirect binding request carries no SAMLRequest or SAMLResponse.",
+        meaning=(
+            "SAMLRequest or SAMLResponse must be present as query string "
+            "parameters in the HTTP request for the SAML Redirect binding."
+        ),
+        causes=(
+            "the app opened Entra's SAML endpoint without a SAMLRequest "
+            "(a bookmark, a link, a browser refresh)",
+            "the parameter was lost or renamed on the way (a proxy, a URL "
+            "length limit)",
+        ),
+        next_step=(
+            "Start the sign-in from the app so it sends a SAMLRequest, and check "
+            "the app's identity provider URL."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS7500514",
+        title="Entra found no supported SAML response type.",
+        meaning=(
+            "A supported type of SAML response was not found: Entra expects a "
+            "Response (protocol namespace) or an Assertion (assertion "
+            "namespace) from the federated identity provider."
+        ),
+        causes=("the federated identity provider posts another message, or one with the wrong namespace",),
+        next_step=(
+            "Decode the posted SAMLResponse (its SAML card) and check the federated "
+            "identity provider's configuration."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS7500529",
+        title="The SAML request's ID is not valid for Entra.",
+        meaning=(
+            "The AuthnRequest's ID is not a valid SAML ID (an xs:ID must not "
+            "begin with a digit, and must not be a bare GUID): Entra uses it "
+            "for the InResponseTo of its Response."
+        ),
+        causes=("the app generates request IDs that start with a digit (e.g. a bare GUID)",),
+        next_step="Prefix the AuthnRequest ID with a letter or underscore (e.g. '_' + GUID).",
+        source=_ENTRA,
+    ),
 )
 
 AADSTS: dict[int, Entry] = {
@@ -2573,129 +2691,6 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
 )
 
 SAML_STATUS: dict[str, Entry] = {entry.code: entry for entry in _SAML_STATUS_ENTRIES}
-
-# Entra ID as a SAML identity provider: the codes its SAML endpoint answers (error page or StatusMessage)
-_SAML_AADSTS_ENTRIES: tuple[Entry, ...] = (
-    Entry(
-        code="AADSTS75005",
-        title="Entra does not accept the SAML request the app sent.",
-        meaning=(
-            "Saml2MessageInvalid: the request is not a valid SAML 2.0 "
-            "protocol message, or uses something Entra does not support for "
-            "single sign-on."
-        ),
-        causes=(
-            "the AuthnRequest is malformed, not deflated and base64-encoded "
-            "as the HTTP-Redirect binding requires, or truncated",
-            "the app sends a message other than an AuthnRequest to the SSO URL",
-        ),
-        next_step=(
-            "Decode the captured SAMLRequest (the SAML card of the authorize hop) "
-            "and compare it with Entra's SAML protocol reference."
-        ),
-        source=_ENTRA,
-    ),
-    Entry(
-        code="AADSTS75008",
-        title="Entra denied the SAML request because of an unexpected Destination.",
-        meaning=(
-            "RequestDeniedError: the AuthnRequest's Destination is not the "
-            "Entra SAML endpoint the request was sent to."
-        ),
-        causes=(
-            "the app's identity provider URL (SSO URL) points to another "
-            "tenant or an old endpoint",
-            "the Destination attribute is built from a different URL than the "
-            "one the browser is sent to",
-        ),
-        next_step=(
-            "Make the AuthnRequest's Destination the exact Login URL shown in the "
-            "enterprise app's Single sign-on page."
-        ),
-        source=_ENTRA,
-    ),
-    Entry(
-        code="AADSTS75011",
-        title="The way the user signed in does not match the requested authentication context.",
-        meaning=(
-            "NoMatchedAuthnContextInOutputClaims: the authentication method "
-            "by which the user authenticated does not match the "
-            "RequestedAuthnContext of the AuthnRequest."
-        ),
-        causes=(
-            "the app requires e.g. PasswordProtectedTransport with "
-            "Comparison=exact while the user signed in another way (Windows "
-            "integrated, passwordless, a federated IdP)",
-        ),
-        next_step=(
-            "Remove RequestedAuthnContext from the app's AuthnRequest, or use "
-            "Comparison=minimum, or ForceAuthn=true."
-        ),
-        source=_ENTRA,
-    ),
-    Entry(
-        code="AADSTS75016",
-        title="The SAML request's NameIDPolicy is not valid for Entra.",
-        meaning=(
-            "Saml2AuthenticationRequestInvalidNameIDPolicy: Entra cannot give "
-            "the NameID format the AuthnRequest's NameIDPolicy asks for."
-        ),
-        causes=("the app asks for a NameID format Entra does not support for it",),
-        next_step=(
-            "Send a supported NameIDPolicy Format (or none) and configure the "
-            "NameID claim in the enterprise app."
-        ),
-        source=_ENTRA,
-    ),
-    Entry(
-        code="AADSTS750054",
-        title="The SAML redirect binding request carries no SAMLRequest or SAMLResponse.",
-        meaning=(
-            "SAMLRequest or SAMLResponse must be present as query string "
-            "parameters in the HTTP request for the SAML Redirect binding."
-        ),
-        causes=(
-            "the app opened Entra's SAML endpoint without a SAMLRequest "
-            "(a bookmark, a link, a browser refresh)",
-            "the parameter was lost or renamed on the way (a proxy, a URL "
-            "length limit)",
-        ),
-        next_step=(
-            "Start the sign-in from the app so it sends a SAMLRequest, and check "
-            "the app's identity provider URL."
-        ),
-        source=_ENTRA,
-    ),
-    Entry(
-        code="AADSTS7500514",
-        title="Entra found no supported SAML response type.",
-        meaning=(
-            "A supported type of SAML response was not found: Entra expects a "
-            "Response (protocol namespace) or an Assertion (assertion "
-            "namespace) from the federated identity provider."
-        ),
-        causes=("the federated identity provider posts another message, or one with the wrong namespace",),
-        next_step=(
-            "Decode the posted SAMLResponse (its SAML card) and check the federated "
-            "identity provider's configuration."
-        ),
-        source=_ENTRA,
-    ),
-    Entry(
-        code="AADSTS7500529",
-        title="The SAML request's ID is not valid for Entra.",
-        meaning=(
-            "The AuthnRequest's ID is not a valid SAML ID (an xs:ID must not "
-            "begin with a digit, and must not be a bare GUID): Entra uses it "
-            "for the InResponseTo of its Response."
-        ),
-        causes=("the app generates request IDs that start with a digit (e.g. a bare GUID)",),
-        next_step="Prefix the AuthnRequest ID with a letter or underscore (e.g. '_' + GUID).",
-        source=_ENTRA,
-    ),
-)
-
-AADSTS.update({int(entry.code.removeprefix("AADSTS")): entry for entry in _SAML_AADSTS_ENTRIES})
 
 
 def explain_saml(names: tuple[str, ...], aadsts: int | None = None) -> Entry | None:

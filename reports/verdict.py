@@ -78,7 +78,7 @@ def saml_notes(hops: list[Hop]) -> list[str]:
     nothing binds it to a sign-in the app started), or Responses to requests the capture does not hold."""
     out = []
     delivered = [h for h in hops if h.params.saml is not None and h.params.saml.kind == "Response"
-                 and h.role in (Role.CALLBACK, Role.LOGIN)]
+                 and h.role == Role.CALLBACK]  # a federation post (login) is a step of the sign-in around it
     requests = [h for h in hops if h.params.saml is not None and h.params.saml.kind == "AuthnRequest"]
     unsolicited = [h for h in delivered if not _answers_a_request(h)]
     if unsolicited:

@@ -133,8 +133,8 @@ def failed_hop(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
     for h in s.hops:
         if id(h) in explained or not h.is_error or h.role not in STEP_ROLES or expected_error(s, h):
             continue
-        if h.error is not None and h.error.source == "saml" and not refused_http(h):
-            continue  # a SAML Status the app handled (a NoPassive to a passive request): checks/saml.py judged it
+        if h.error is not None and h.error.source == "saml":
+            continue  # a SAML Status: checks/saml.py judged it (a NoPassive the app handled or retried is normal)
         if (h.status is None or h.status <= 0) and went_on(s, h):
             continue  # the outcome is unknown, and the sign-in went on: not a failed step
         if h.role == Role.CALLBACK and _explained_by_redemption(s, h, earlier):
@@ -149,10 +149,6 @@ def failed_hop(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
                            facts={"host": h.host, "when": clock.stamp(h.started)}, evidence=[h], status=status,
                            message=h.error.specific if h.error else None, **ids_of(h)))
     return out
-
-
-def refused_http(h: Hop) -> bool:
-    return h.status is not None and h.status >= 400
 
 
 def went_on(s: SessionIndex, h: Hop) -> bool:

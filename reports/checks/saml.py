@@ -137,14 +137,17 @@ def saml_status(s: SessionIndex) -> list[Finding]:
     out = []
     for h, m in _answers(s):
         st = m.status
-        if st is None or not st.code or st.success:
+        if st is None or not st.code:
             continue
         names = tuple(status_name(c) for c in (st.code, *st.subcodes) if c)
+        partial = "PartialLogout" in names
+        if st.success and not partial:
+            continue
         kinds = ("LogoutRequest",) if m.kind == "LogoutResponse" else ("AuthnRequest",)
         req = request_for(s, h, m.in_response_to, kinds)
         asked = req.params.saml if req is not None else None
         passive = asked is not None and asked.is_passive is True
-        if "NoPassive" in names and (h.ok or _went_on(s, h, asked)):
+        if "NoPassive" in names and (not refused(h) or _went_on(s, h, asked)):
             continue  # 'not signed in' to a passive request: the app handled it, or signed in interactively next
         codes = h.error.error_codes if h.error is not None and h.error.source == "saml" else ()
         entry = explain_saml(names, codes[0] if codes else None)
@@ -171,11 +174,10 @@ def saml_status(s: SessionIndex) -> list[Finding]:
         if ids:
             expl.append("Support will ask for: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in ids.items())
                         + ".")
-        partial = names[-1] == "PartialLogout"
         out.append(finding(
             kind="idp_error", variant="unknown", severity=Severity.WARNING if partial else Severity.ERROR,
             title=title.rstrip(".") + ".", explanation=" ".join(expl),
-            evidence=[*([req] if req is not None else []), h],
+            evidence=[*([req] if req is not None else []), *_artifact_callback(s, h), h],
             advised=(tuple(entry.causes), entry.next_step) if entry else None,
             error=status_text, saml_status=list(names), status_message=st.message, issuer=issuer,
             in_response_to=m.in_response_to, aadsts=codes[0] if codes else None, **ids))
@@ -195,6 +197,16 @@ def _answers(s: SessionIndex) -> Iterator[tuple[Hop, SamlMessage]]:
                 yield h, a
             elif a.inner is not None and a.inner.kind in ("Response", "LogoutResponse"):
                 yield h, a.inner
+
+
+def _artifact_callback(s: SessionIndex, h: Hop) -> list[Hop]:
+    """The browser's hop that delivered the artifact a back-channel resolution (`h`) redeemed: the app
+    resolves it while that request waits, so `h` falls inside it."""
+    if h.answer.saml is None:
+        return []
+    found = [g for g in s.hops if g.params.saml is not None and g.params.saml.kind == "Artifact"
+             and g.started <= h.started <= g.started + max((g.duration_ms or 0) / 1000, 0) + 2]
+    return found[-1:]
 
 
 def _went_on(s: SessionIndex, h: Hop, asked: SamlMessage | None) -> bool:
