@@ -2402,17 +2402,6 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
         source=_SAML_CORE,
     ),
     Entry(
-        code="VersionMismatch",
-        title="The SAML version of the request is not supported.",
-        meaning=(
-            "The identity provider could not process the request because the "
-            "version of the request message was incorrect."
-        ),
-        causes=("the service provider sends SAML 1.x or a wrong Version attribute",),
-        next_step="Configure the service provider to send SAML 2.0 (Version=\"2.0\").",
-        source=_SAML_CORE,
-    ),
-    Entry(
         code="AuthnFailed",
         title="The identity provider could not authenticate the user.",
         meaning=(
@@ -2429,17 +2418,6 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
             "Check the identity provider's log for this user and time; let "
             "the user sign in there directly to see the error."
         ),
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="InvalidAttrNameOrValue",
-        title="An attribute name or value in the request is not valid.",
-        meaning=(
-            "Unexpected or invalid content was encountered within a "
-            "saml:Attribute or saml:AttributeValue element of the request."
-        ),
-        causes=("the service provider requested an attribute the identity provider does not know",),
-        next_step="Compare the requested attributes with what the identity provider releases to this service provider.",
         source=_SAML_CORE,
     ),
     Entry(
@@ -2488,18 +2466,6 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
         source=_SAML_CORE,
     ),
     Entry(
-        code="NoAvailableIDP",
-        title="No identity provider is available to sign the user in.",
-        meaning=(
-            "Used by an intermediary (a proxy or discovery service) to say "
-            "that none of the supported identity providers in the request's "
-            "IDPList is available to it."
-        ),
-        causes=("the scoping (IDPList) names identity providers the proxy does not know or cannot reach",),
-        next_step="Check the Scoping/IDPList of the request and the proxy's configured identity providers.",
-        source=_SAML_CORE,
-    ),
-    Entry(
         code="NoPassive",
         title="The identity provider cannot sign the user in without interaction.",
         meaning=(
@@ -2523,17 +2489,6 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
         source=_SAML_CORE,
     ),
     Entry(
-        code="NoSupportedIDP",
-        title="None of the requested identity providers is supported.",
-        meaning=(
-            "Used by an intermediary to say that none of the identity "
-            "providers in the request's IDPList are supported by it."
-        ),
-        causes=("the request's Scoping names identity providers the intermediary does not support",),
-        next_step="Check the Scoping/IDPList of the request against the intermediary's configuration.",
-        source=_SAML_CORE,
-    ),
-    Entry(
         code="PartialLogout",
         title="The user was not signed out everywhere.",
         meaning=(
@@ -2550,17 +2505,6 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
             "whether each answers single logout; close the browser to end the "
             "remaining sessions."
         ),
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="ProxyCountExceeded",
-        title="The request passed through too many proxies.",
-        meaning=(
-            "The responding provider cannot authenticate the principal "
-            "directly and is not permitted to proxy the request further."
-        ),
-        causes=("the request's Scoping ProxyCount is too low for the chain of identity providers",),
-        next_step="Raise or remove the ProxyCount of the request, or sign in at an identity provider directly.",
         source=_SAML_CORE,
     ),
     Entry(
@@ -2586,68 +2530,14 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_SAML_CORE,
     ),
-    Entry(
-        code="RequestUnsupported",
-        title="The identity provider does not support this request.",
-        meaning="The SAML responder or authority does not support the request.",
-        causes=("the request uses a feature, binding or protocol profile the identity provider does not implement",),
-        next_step=(
-            "Compare the request (binding, NameIDPolicy, Scoping, extensions) with "
-            "what the identity provider supports."
-        ),
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="RequestVersionDeprecated",
-        title="The request's SAML version is deprecated.",
-        meaning="The responder cannot process any requests with the protocol version of the request.",
-        causes=("the service provider sends an old SAML version",),
-        next_step="Configure the service provider to send SAML 2.0.",
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="RequestVersionTooHigh",
-        title="The request's SAML version is too high.",
-        meaning="The major version of the request is higher than the responder supports.",
-        causes=("the service provider sends a SAML version the identity provider does not support",),
-        next_step="Configure the service provider to send SAML 2.0.",
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="RequestVersionTooLow",
-        title="The request's SAML version is too low.",
-        meaning="The major version of the request is lower than the responder supports.",
-        causes=("the service provider sends SAML 1.x",),
-        next_step="Configure the service provider to send SAML 2.0.",
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="ResourceNotRecognized",
-        title="The resource named in the request is not recognised.",
-        meaning="The resource value provided in the request message is invalid or unrecognized.",
-        causes=("a query names a resource the authority does not know",),
-        next_step="Check the resource the request names.",
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="TooManyResponses",
-        title="The answer would hold more elements than the responder can return.",
-        meaning="The response message would contain more elements than the SAML responder is able to return.",
-        causes=("a query matched too many assertions",),
-        next_step="Narrow the query.",
-        source=_SAML_CORE,
-    ),
-    Entry(
-        code="UnknownAttrProfile",
-        title="The attribute profile of the request is unknown.",
-        meaning=(
-            "An entity that has no knowledge of a particular attribute profile has "
-            "been presented with an attribute drawn from that profile."
-        ),
-        causes=("the request uses an attribute NameFormat the identity provider does not know",),
-        next_step="Use an attribute profile the identity provider supports (usually the URI NameFormat).",
-        source=_SAML_CORE,
-    ),
+    *(Entry(code=f"RequestVersion{which}", title=f"The request's SAML version is {words}.", meaning=meaning,
+            causes=("the service provider sends SAML 1.x or a wrong Version attribute",),
+            next_step="Configure the service provider to send SAML 2.0 (Version=\"2.0\").", source=_SAML_CORE)
+      for which, words, meaning in (
+          ("Deprecated", "deprecated",
+           "The responder cannot process any requests with the protocol version of the request."),
+          ("TooHigh", "too high", "The major version of the request is higher than the responder supports."),
+          ("TooLow", "too low", "The major version of the request is lower than the responder supports."))),
     Entry(
         code="UnknownPrincipal",
         title="The identity provider does not know the user named in the request.",
@@ -2688,6 +2578,54 @@ _SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_SAML_CORE,
     ),
+    # the rarer codes, one likely cause each: (code, title, meaning, cause, next step)
+    *(Entry(code=code, title=title, meaning=meaning, causes=(cause,), next_step=step, source=_SAML_CORE)
+      for code, title, meaning, cause, step in (
+          ("VersionMismatch", "The SAML version of the request is not supported.",
+           "The identity provider could not process the request because the version of the request "
+           "message was incorrect.",
+           "the service provider sends SAML 1.x or a wrong Version attribute",
+           "Configure the service provider to send SAML 2.0 (Version=\"2.0\")."),
+          ("InvalidAttrNameOrValue", "An attribute name or value in the request is not valid.",
+           "Unexpected or invalid content was encountered within a saml:Attribute or "
+           "saml:AttributeValue element of the request.",
+           "the service provider requested an attribute the identity provider does not know",
+           "Compare the requested attributes with what the identity provider releases to this service provider."),
+          ("NoAvailableIDP", "No identity provider is available to sign the user in.",
+           "Used by an intermediary (a proxy or discovery service) to say that none of the supported "
+           "identity providers in the request's IDPList is available to it.",
+           "the scoping (IDPList) names identity providers the proxy does not know or cannot reach",
+           "Check the Scoping/IDPList of the request and the proxy's configured identity providers."),
+          ("NoSupportedIDP", "None of the requested identity providers is supported.",
+           "Used by an intermediary to say that none of the identity providers in the request's "
+           "IDPList are supported by it.",
+           "the request's Scoping names identity providers the intermediary does not support",
+           "Check the Scoping/IDPList of the request against the intermediary's configuration."),
+          ("ProxyCountExceeded", "The request passed through too many proxies.",
+           "The responding provider cannot authenticate the principal directly and is not permitted to "
+           "proxy the request further.",
+           "the request's Scoping ProxyCount is too low for the chain of identity providers",
+           "Raise or remove the ProxyCount of the request, or sign in at an identity provider directly."),
+          ("RequestUnsupported", "The identity provider does not support this request.",
+           "The SAML responder or authority does not support the request.",
+           "the request uses a feature, binding or protocol profile the identity provider does not implement",
+           "Compare the request (binding, NameIDPolicy, Scoping, extensions) with what the identity "
+           "provider supports."),
+          ("ResourceNotRecognized", "The resource named in the request is not recognised.",
+           "The resource value provided in the request message is invalid or unrecognized.",
+           "a query names a resource the authority does not know",
+           "Check the resource the request names."),
+          ("TooManyResponses", "The answer would hold more elements than the responder can return.",
+           "The response message would contain more elements than the SAML responder is able to "
+           "return.",
+           "a query matched too many assertions",
+           "Narrow the query."),
+          ("UnknownAttrProfile", "The attribute profile of the request is unknown.",
+           "An entity that has no knowledge of a particular attribute profile has been presented with "
+           "an attribute drawn from that profile.",
+           "the request uses an attribute NameFormat the identity provider does not know",
+           "Use an attribute profile the identity provider supports (usually the URI NameFormat)."),
+      )),
 )
 
 SAML_STATUS: dict[str, Entry] = {entry.code: entry for entry in _SAML_STATUS_ENTRIES}

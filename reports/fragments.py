@@ -376,10 +376,10 @@ def saml_html(m: SamlMessage, at: float | None, st: Shared, where: str = "reques
                  ("RequestedAuthnContext", _e(", ".join(_short_uri(c) for c in m.requested_authn_context)))]
     rows += [("NameID", person(m.subject_nameid)), ("SessionIndex", _e(", ".join(m.session_indexes)))]
     if m.artifact is not None:
-        a = m.artifact
-        rows += [("artifact", f"type {a.type_code:#06x}, endpoint index {a.endpoint_index}, source id "
-                              f"{_e(a.source_id or '')} (the message handle is secret: not shown)"
-                  if a.type_code is not None else None)]
+        art = m.artifact
+        rows += [("artifact", f"type {art.type_code:#06x}, endpoint index {art.endpoint_index}, source id "
+                              f"{_e(art.source_id or '')} (the message handle is secret: not shown)"
+                  if art.type_code is not None else None)]
     if m.kind is not None and m.binding != "artifact":
         rows.append(("signature", _sig_cell(m.signature_status, m.signature)))
     if m.encrypted_assertions:

@@ -28,6 +28,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from authtrace.reports.catalogue import explain_saml
@@ -170,7 +171,7 @@ def saml_status(s: SessionIndex) -> list[Finding]:
                         "followed.")
         if m.kind == "Response" and h.status is not None:
             expl.append(f"The app {answered(h)}.")
-        ids = h.error.ids() if h.error is not None else {}
+        ids: dict[str, Any] = dict(h.error.ids()) if h.error is not None else {}
         if ids:
             expl.append("Support will ask for: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in ids.items())
                         + ".")
@@ -518,7 +519,7 @@ def saml_replay(s: SessionIndex) -> list[Finding]:
         later_refused = any(refused(d.hop) for d in ds[1:])
         accepted_again = [d for d in ds[1:] if d.hop.ok]
         gap = ds[1].hop.started - first.hop.started
-        expl = (f"The same {'Response (the same fingerprint ' + fp + ')' if same_blob else what} was delivered "
+        expl = (f"The same {f'Response (the same fingerprint {fp})' if same_blob else what} was delivered "
                 f"{len(ds)} times: {steps}. A bearer assertion is good for one sign-in: the service provider "
                 "must keep the IDs it has accepted and refuse them again (SAML profiles §4.1.4.5).")
         if accepted_again:
