@@ -590,3 +590,22 @@ def test_checks_never_fail_on_records_from_an_older_or_damaged_store(tmp_path):
             h.params.saml = type(h.params.saml)(kind="Response")
     found, failures = run_checks(hops)
     assert failures == []
+
+
+# ------------------------------------------------------------- real-traffic fixtures
+
+
+@pytest.mark.parametrize(("name", "expected"), [("saml-repost", ["duplicate_redirect"]),
+                                                ("saml-nopassive", ["idp_error"])])
+def test_real_saml_captures_give_their_finding(tmp_path, name, expected):
+    """tests/fixtures/saml-*.mitm: journeys of the SAML end-to-end suite (SimpleSAMLphp, pysaml2, Chromium,
+    `authtrace record --save-flows`), kept so the checks run on real SAML traffic without the rig."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "fixtures" / f"{name}.mitm"
+    engine = db.open_db(str(tmp_path / "f.db"))
+    sid = import_file(engine, str(path)).session_id
+    a = analyse(engine, db.load_session(engine, sid))
+    assert [f.kind for f in a.findings] == expected and all(f.severity == "error" for f in a.findings)
+    assert {h.role.value for h in a.hops} >= {"authorize", "callback"} and a.notes == []
+    assert find_leaks(render_html(a)) == []
