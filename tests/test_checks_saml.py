@@ -36,7 +36,7 @@ from authtrace.reports.leakcheck import find_leaks
 from authtrace.reports.verdict import notes
 from authtrace.store import db
 
-from builders import IDP, TENANT, flow, signin_flows
+from builders import IDP, TENANT, chrome_har, flow, signin_flows
 from checkkit import findings, kinds, one
 from schema import valid
 
@@ -200,8 +200,10 @@ def test_clean_signin_is_quiet_decoded_and_verified(tmp_path):
 
 
 def test_clean_signin_from_a_har_too(tmp_path):
-    fs, hops = findings(tmp_path, signin(), har=True)
-    assert fs == [] and hops[-1].params.saml.signature_status == "verified"
+    for har in (True, chrome_har(signin())):
+        fs, hops = findings(tmp_path, signin(), har=har)
+        assert fs == [] and hops[-1].params.saml.signature_status == "verified"
+        assert hops[1].params.saml.kind == "AuthnRequest"
 
 
 def test_without_metadata_signatures_are_unknown_and_quiet(tmp_path):
@@ -609,3 +611,23 @@ def test_real_saml_captures_give_their_finding(tmp_path, name, expected):
     assert [f.kind for f in a.findings] == expected and all(f.severity == "error" for f in a.findings)
     assert {h.role.value for h in a.hops} >= {"authorize", "callback"} and a.notes == []
     assert find_leaks(render_html(a)) == []
+
+
+def test_an_error_page_that_echoes_the_response_keeps_no_assertion(tmp_path):
+    """Some apps print the Response they refused (escaped XML, or its base64) on their error page: the
+    stored excerpt keeps the words around it, never the assertion, its signature value or the blob."""
+    xml = signed_response()
+    echoed = sign(assertion()).decode().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    page = f"<h1>SAML response rejected</h1><p>{base64.b64encode(xml).decode()}</p><pre>{echoed}</pre>"
+    post = f_post(xml, answer=403)
+    post.response.text = page[:500] + page[page.index("<pre>"):]  # the blob's start, then the echoed assertion
+    fs, hops = findings(tmp_path, [f_metadata(), f_request(), post])
+    excerpt = hops[-1].body_excerpt or ""
+    assert "SAML response rejected" in excerpt and "[SAML assertion, not stored]" in excerpt and "saml#" in excerpt
+    assert NAME not in excerpt and ATTRIBUTE_VALUE not in excerpt and "SignatureValue" not in excerpt
+    assert base64.b64encode(xml).decode()[:40] not in excerpt
+    xml_page = post.response.text.replace("&lt;", "<").replace("&gt;", ">")  # not escaped, and cut short
+    post.response.text = xml_page[:xml_page.index("</saml:Subject>")]
+    excerpt = findings(tmp_path, [f_request(), post])[1][-1].body_excerpt or ""
+    assert excerpt.endswith("[SAML assertion, not stored]") and NAME not in excerpt
+    assert kinds(fs) == ["failed_hop"]  # a refusal no SAML fact explains
