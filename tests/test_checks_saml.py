@@ -338,6 +338,17 @@ def test_destination_and_recipient_other_than_where_it_was_posted(tmp_path):
     assert other in f.next_step and ACS in f.next_step
 
 
+def test_a_requests_destination_counts_only_when_the_identity_provider_refused_it(tmp_path):
+    elsewhere = authn_request(dest="https://idp.example.test/saml/old-sso")
+    assert findings(tmp_path, [f_request(elsewhere)])[0] == []
+    refused = flow("GET", f"{SSO}?" + urlencode({"SAMLRequest": deflated(elsewhere)}), t=T0, status=400,
+                   resp_headers={"content-type": "text/plain"}, resp_body="Invalid destination")
+    fs, _ = findings(tmp_path, [refused])
+    assert kinds(fs) == ["saml_destination_mismatch"] and fs[0].severity == "error"
+    assert fs[0].title == ("The SAML AuthnRequest was sent to https://idp.example.test/saml/sso, but it names "
+                           "https://idp.example.test/saml/old-sso as its destination.")
+
+
 def test_default_port_and_host_case_are_the_same_endpoint(tmp_path):
     same = "https://SP.example.test:443/saml/acs"
     assert findings(tmp_path, signin(dest=same, recipient=same))[0] == []

@@ -7,8 +7,8 @@
   AuthnRequest of this app in the capture has, or an older one the app refused;
 - `saml_audience` → `wrong_audience` (saml): an assertion's Audience is not the app's entity id (its
   metadata, else the AuthnRequest it answers), or the app refused the audience;
-- `saml_destination` → `saml_destination_mismatch`: a message's Destination, or every bearer Recipient,
-  is not the URL it was sent to;
+- `saml_destination` → `saml_destination_mismatch`: a Response's Destination, or every bearer Recipient,
+  is not the URL it was posted to (another message's Destination only when its receiver refused it);
 - `saml_lifetime` → `expired_token` (assertion, assertion_not_yet): an assertion posted after NotOnOrAfter
   or before NotBefore (the app's clock, from Date headers);
 - `saml_replay` → `duplicate_redirect` (saml): the same Response (fingerprint) or assertion (ID) posted
@@ -356,8 +356,8 @@ def saml_destination(s: SessionIndex) -> list[Finding]:
                 if recipients and not any(same_endpoint(r, h.url) for r in recipients):
                     wrong.append(f"the bearer Recipient of assertion {short(a.id, 32)} is {_list(tuple(recipients))}")
                     named = named or recipients[0]
-        if not wrong:
-            continue
+        if not wrong or (m.kind != "Response" and not refused(h)):
+            continue  # a request or logout message the receiver accepted: its URL spelling did not matter
         posted = endpoint(h.url)
         receiver = "identity provider" if m.kind == "AuthnRequest" else "receiver"
         out.append(finding(
