@@ -87,7 +87,10 @@ def _is_fingerprint(value: str) -> bool:
 
 def _safe_value(value: str) -> bool:
     value = value.strip()
-    return not value or _is_fingerprint(value) or value.startswith(PASSWORD_SENT)
+    return not value or _is_fingerprint(value) or value.startswith(PASSWORD_SENT) or value in _LITERALS
+
+
+_LITERALS = frozenset({"null", "true", "false"})  # a JSON literal where a secret was expected holds none
 
 
 def _standalone(low: str, i: int) -> bool:

@@ -588,3 +588,12 @@ def test_a_huge_session_folds_each_clean_sign_in_into_one_row(engine):
     early = [h for h in rows if not isinstance(h, Collapsed) and h.started < t0 + 100]
     assert all(a.flows.get(h.number) is None for h in early)  # only hops of no sign-in (the JWKS) stay drawn
     assert len([h for h in rows if not isinstance(h, Collapsed)]) == len(hops) - len(folded[0].hops)
+
+
+def test_a_null_where_a_secret_was_expected_is_no_leak():
+    """A token answer `{"access_token": null}` (hypothesis found it): its table row reads `null`, which holds
+    no secret; the report must be written, and a real value still is one."""
+    assert find_leaks("<tr><th>access_token</th><td>null</td></tr>") == []
+    assert find_leaks('{"refresh_token": "false"}') == []
+    assert find_leaks("<tr><th>access_token</th><td>nullish-value</td></tr>") == [
+        "a raw `access_token` value in the report header"]

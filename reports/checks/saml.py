@@ -4,7 +4,7 @@
 - `saml_status` → `idp_error`: a Response or LogoutResponse carries a Status other than Success, explained
   from the catalogue (a NoPassive the app handled, or followed by an interactive request, is normal);
 - `saml_in_response_to` → `state_mismatch` (saml, saml_older): a Response answers a request ID that no
-  AuthnRequest of this app in the capture has, or an older one the app refused;
+  AuthnRequest of this app in the capture has, or an older one the app refused as unsolicited;
 - `saml_audience` → `wrong_audience` (saml): an assertion's Audience is not the app's entity id (its
   metadata, else the AuthnRequest it answers), or the app refused the audience;
 - `saml_destination` → `saml_destination_mismatch`: a Response's Destination, or every bearer Recipient,
@@ -44,6 +44,9 @@ NOT_YET_S = 60  # NotBefore this far after the post, accepted anyway: worth a wa
 SKEW_MIN_S = 2  # Date headers have a 1 s resolution: smaller differences are noise
 DELIVERY = (Role.CALLBACK, Role.LOGIN)
 AUDIENCE_WORDS = re.compile(r"audience", re.I)
+# an app refusing a Response as not answering a request it has outstanding
+UNSOLICITED_WORDS = re.compile(r"unsolicited|InResponseTo|in response to|outstanding|unknown request|request id",
+                               re.I)
 ENTITY_IN_WORDS = re.compile(r"entity[ _-]?id\W{1,3}((?:https?|urn)[^\s\"'<>),;]+)", re.I)
 
 
@@ -247,7 +250,7 @@ def saml_in_response_to(s: SessionIndex) -> list[Finding]:
                 evidence=[ours[-1][0], h], in_response_to=irt, sent=[r.id for _, r in ours]))
             continue
         newer = [g for g, r in ours if g.started > match.started and g is not match]
-        if newer and refused(h):
+        if newer and refused(h) and UNSOLICITED_WORDS.search(_words(h)):
             out.append(finding(
                 kind="state_mismatch", variant="saml_older", severity=Severity.ERROR,
                 title=f"The SAML Response {h.label} answers {match.label}, but the app had started another "
