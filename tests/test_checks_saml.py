@@ -642,3 +642,41 @@ def test_an_error_page_that_echoes_the_response_keeps_no_assertion(tmp_path):
     excerpt = findings(tmp_path, [f_request(), post])[1][-1].body_excerpt or ""
     assert excerpt.endswith("[SAML assertion, not stored]") and NAME not in excerpt
     assert kinds(fs) == ["failed_hop"]  # a refusal no SAML fact explains
+
+
+# ------------------------------------------------------------------ live capture
+
+
+def test_live_addon_checks_with_the_saml_cert_option_and_comments_the_flow(tmp_path):
+    from mitmproxy import exceptions
+    from mitmproxy.test import taddons
+
+    from authtrace.addons import capture
+
+    pem = tmp_path / "idp.pem"
+    pem.write_bytes(IDP_KEY[1])
+    a = capture.AuthTrace()
+    flows = signin()[1:]  # no metadata: only the option can vouch for the IdP
+    with taddons.context(a) as tctx:
+        tctx.configure(a, authtrace_db=str(tmp_path / "live.db"), authtrace_saml_cert=[str(pem)])
+        a.running()
+        for f in flows:
+            a.requestheaders(f)
+            a.response(f)
+        with pytest.raises(exceptions.OptionsError, match="holds no X.509 certificate"):
+            tctx.configure(a, authtrace_saml_cert=[str(tmp_path / "live.db")])
+        a.done()
+    assert "SAML AuthnRequest _req1" in flows[0].comment
+    assert "SAML Response Success · answers _req1 · signature verified" in flows[1].comment
+    engine = db.open_db(str(tmp_path / "live.db"))
+    hops = db.load_hops(engine, 1)
+    assert hops[-1].params.saml.signature_status == "verified" and run_checks(hops) == ([], [])
+
+
+def test_record_refuses_a_saml_cert_that_is_none_in_one_sentence(tmp_path):
+    bad = tmp_path / "x.pem"
+    bad.write_text("not a certificate")
+    r = subprocess.run([sys.executable, "-m", "authtrace", "record", "--db", str(tmp_path / "r.db"),
+                        "--listen-port", "0", "--saml-cert", str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == (f"authtrace: {bad} holds no X.509 certificate (PEM, DER or "
+                                                      "base64) and is not SAML metadata.")
