@@ -17,6 +17,7 @@ import os
 import shlex
 import threading
 import time
+import typing
 import weakref
 from typing import Any
 
@@ -24,9 +25,9 @@ from mitmproxy import ctx, exceptions, hooks, http
 from sqlalchemy.engine import Engine
 
 from authtrace.addons.comments import flow_comment, set_comment
-from authtrace.addons.context import CaptureContext
+from authtrace.addons.context import CaptureContext, SamlKeys
 from authtrace.addons.hops import flow_to_hops
-from authtrace.store import clock, db
+from authtrace.store import clock, db, saml
 from authtrace.store.records import Hop
 from authtrace.store.writer import HopWriter
 
@@ -42,6 +43,9 @@ def hop_line(hop: Hop) -> str:
         bits.append(hop.code_fp)
     if hop.state:
         bits.append(f"state={hop.state[:12]}{'…' if len(hop.state) > 12 else ''}")
+    for m in (hop.params.saml, hop.answer.saml):
+        if m is not None:
+            bits.append(saml.brief(m))
     if hop.error:
         d = hop.error.error_description or hop.error.message
         bits.append(f"! {hop.error.error or 'error'}" + (f": {d[:100]}" if d else ""))
@@ -69,6 +73,8 @@ class AuthTrace:
         loader.add_option("authtrace_db", str, db.DEFAULT_DB, "authtrace: database file or SQLAlchemy URL.")
         loader.add_option("authtrace_session", str, "", "authtrace: name of the capture session.")
         loader.add_option("authtrace_print", bool, True, "authtrace: log one line per auth hop.")
+        loader.add_option("authtrace_saml_cert", typing.Sequence[str], [],
+                          "authtrace: SAML certificate or metadata files to check signatures with (--saml-cert).")
 
     def running(self) -> None:
         self.is_running = True
@@ -80,7 +86,16 @@ class AuthTrace:
 
     def configure(self, updated: set[str]) -> None:
         """A new store or session name at run time starts a new capture session; a store that cannot
-        be used is refused (mitmproxy keeps the old value) and the current session goes on."""
+        be used is refused (mitmproxy keeps the old value) and the current session goes on. SAML
+        certificate files that cannot be used are refused the same way."""
+        if "authtrace_saml_cert" in updated:
+            try:
+                keys = SamlKeys.from_files(ctx.options.authtrace_saml_cert)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"authtrace: {e}") from e
+            if self.context is not None:
+                self.context.saml.user = keys.user
+                self.context.saml.merge(keys)
         if not self.is_running or not updated & {"authtrace_db", "authtrace_session"}:
             return
         wanted = (ctx.options.authtrace_db, ctx.options.authtrace_session)
@@ -97,7 +112,7 @@ class AuthTrace:
         engine = db.open_db(store)
         self.engine = engine
         self.session_id = db.new_session(engine, name or f"live {clock.stamp(time.time())}", "live", "live")
-        self.context = CaptureContext(db.fingerprint_key(engine))
+        self.context = CaptureContext(db.fingerprint_key(engine), SamlKeys.from_files(ctx.options.authtrace_saml_cert))
         self.flows_seen = 0
         self.starts = []
         self.writer = HopWriter(engine, self.session_id, on_stored=self._stored)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from authtrace.store import clock
+from authtrace.store import clock, saml
 from authtrace.store.records import Hop
 
 PREFIXES = ("authtrace: ", "FINDING ")  # our lines; anything else in a comment is the user's own
@@ -34,6 +34,9 @@ def flow_comment(hops: list[Hop]) -> str:
             if t.format == "jwt":
                 tok.append(f"signature {t.signature}")
             bits.append("[" + " ".join(tok) + "]")
+        for m in (h.params.saml, h.answer.saml):
+            if m is not None:
+                bits.append(f"[{saml.brief(m)}]")
         if h.error is not None:
             d = h.error.error_description or h.error.message
             bits.append(f"! {h.error.error or 'error'}" + (f": {d[:120]}" if d else ""))

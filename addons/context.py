@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import jwt
 
+from authtrace.addons import saml
 from authtrace.addons.secrets import Fingerprinter
 from authtrace.store.records import Signature
+from authtrace.store.saml import SamlMessage
 
 ENDPOINT_FIELDS = (("authorize", "authorization_endpoint"), ("token", "token_endpoint"), ("jwks", "jwks_uri"),
                    ("userinfo", "userinfo_endpoint"), ("logout", "end_session_endpoint"),
@@ -143,13 +146,105 @@ def _fits(alg: str, key_type: str) -> bool:
     return want is None or want == key_type
 
 
+class SamlKeys:
+    """The SAML signing certificates a capture knows, by entity: learnt from metadata seen in it (an
+    IdP's and an SP's, like a JWKS for JWTs) and given by the user (`--saml-cert`, trusted for what
+    identity providers sign). A message is checked only against its own issuer's certificates, so a
+    certificate that belongs to someone else never makes a signature `failed`."""
+
+    def __init__(self, user_certs: tuple[str, ...] = ()) -> None:
+        self.user = user_certs
+        self.idp: dict[str, tuple[str, ...]] = {}  # IdP entity id -> its signing certificates (PEM)
+        self.sp: dict[str, tuple[str, ...]] = {}
+        self.idp_entities: set[str] = set()  # issuers of Responses seen: identity providers
+        self.acs: dict[str, str] = {}  # an SP's assertion consumer service URL (bare) -> its entity id
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str]) -> SamlKeys:
+        """What `--saml-cert FILE...` gives: certificates, trusted for what identity providers sign, and
+        metadata, learnt as if captured. ValueError (one sentence) for a file that cannot be used."""
+        certs: list[str] = []
+        metas = []
+        for p in paths:
+            found, meta = saml.trust_from_file(p)
+            certs += found
+            if meta is not None:
+                metas.append(meta)
+        keys = cls(tuple(certs))
+        for meta in metas:
+            keys.learn(meta)
+        return keys
+
+    def merge(self, other: SamlKeys) -> None:
+        """What another set knows (files given at run time), added to what this capture learnt."""
+        self.idp.update(other.idp)
+        self.sp.update(other.sp)
+        self.idp_entities |= other.idp_entities
+        self.acs.update(other.acs)
+
+    def learn(self, meta: saml.SamlMetadata) -> None:
+        if not meta.entity_id:
+            return
+        if meta.idp_signing_certs:
+            self.idp[meta.entity_id] = meta.idp_signing_certs
+            self.idp_entities.add(meta.entity_id)
+        if meta.sp_signing_certs:
+            self.sp[meta.entity_id] = meta.sp_signing_certs
+        for e in meta.acs_services[:50]:
+            if e.location:
+                self.acs[bare(e.location)] = meta.entity_id
+
+    def certs_for(self, msg: SamlMessage) -> tuple[str, ...]:
+        """The certificates a message's signatures must verify with: its issuer's, by the role the issuer
+        plays (what an IdP answers, else what an SP sends); the user's own for what identity providers sign."""
+        issuer = _issuer(msg) or (_issuer(msg.inner) if msg.inner is not None else None) or ""
+        from_idp = msg.kind in ("Response", "ArtifactResponse") or issuer in self.idp_entities
+        own = (self.idp.get(issuer, ()) if from_idp else ()) + (self.sp.get(issuer, ()) if not from_idp else ())
+        return own + (self.user if from_idp else ())
+
+    def decode(self, params: dict[str, str], binding: Literal["redirect", "post"], raw_query: str | None
+               ) -> SamlMessage | None:
+        """The message a request's query or form carries, its signatures checked with its issuer's
+        certificates (decoded once to learn the issuer, again with them when it is signed)."""
+        msg = saml.decode_binding(params, binding=binding, raw_query=raw_query)
+        if msg is None or msg.kind is None:
+            return msg
+        return self._checked(msg, lambda certs: saml.decode_binding(params, binding=binding, raw_query=raw_query,
+                                                                     certs=certs))
+
+    def decode_soap(self, xml: bytes) -> SamlMessage:
+        """A SOAP (or bare XML) SAML message of the back channel: an ArtifactResolve, an ArtifactResponse."""
+        msg = saml.decode_xml(xml, binding="soap")
+        if msg.kind is None:
+            return msg
+        return self._checked(msg, lambda certs: saml.decode_xml(xml, binding="soap", certs=certs))
+
+    def _checked(self, msg: SamlMessage, again: Callable[[tuple[str, ...]], SamlMessage | None]) -> SamlMessage:
+        if msg.kind in ("Response", "ArtifactResponse"):
+            for issuer in (msg.issuer, *(a.issuer for a in msg.assertions), msg.inner.issuer if msg.inner else None):
+                if issuer:
+                    self.idp_entities.add(issuer)
+        signed = msg.signature is not None or any(a.signature is not None for a in msg.assertions) \
+            or (msg.inner is not None and (msg.inner.signature is not None
+                                           or any(a.signature is not None for a in msg.inner.assertions)))
+        certs = self.certs_for(msg) if signed else ()
+        if not certs:
+            return msg
+        return again(certs) or msg
+
+
+def _issuer(msg: SamlMessage) -> str | None:
+    return msg.issuer or next((a.issuer for a in msg.assertions if a.issuer), None)
+
+
 class CaptureContext:
     """What one capture session has learnt so far (endpoints, hosts, redirect URIs, keys), and the
     fingerprinter of its store."""
 
-    def __init__(self, key: bytes):
+    def __init__(self, key: bytes, saml: SamlKeys | None = None):
         self.fpr = Fingerprinter(key)
         self.signatures = Signatures()
+        self.saml = saml or SamlKeys()
         self.endpoints: dict[str, set[str]] = {role: set() for role, _ in ENDPOINT_FIELDS}
         self.idp_hosts: set[str] = set()
         self.redirect_uris: set[str] = set()

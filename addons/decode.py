@@ -313,3 +313,13 @@ def www_authenticate(value: str | None, fpr: Fingerprinter) -> dict[str, str]:
         name = m.group(1).lower()
         out[name] = fpr.value(name, (m.group(2) if m.group(2) is not None else m.group(3))[:1000])
     return out
+
+
+def saml_status_error(names: tuple[str, ...], message: str | None, fpr: Fingerprinter) -> ErrorAnswer:
+    """A SAML Status that is not Success, as the error a hop carries: the status names outer first
+    (`Responder/NoPassive`), the StatusMessage, and the AADSTS code and ids Entra writes into it."""
+    text = fpr.text((message or "")[:1000])
+    out = ErrorAnswer(error=fpr.text("/".join(names)[:200]), error_description=text, source="saml", provider="SAML",
+                      error_codes=_aadsts(text))
+    _ids_from(text, out)
+    return out

@@ -18,6 +18,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from authtrace.addons import saml
 from authtrace.addons.context import CaptureContext, split
 from authtrace.addons.decode import (
     decode_jwt,
@@ -26,13 +27,15 @@ from authtrace.addons.decode import (
     message,
     page_error,
     problem_details,
+    saml_status_error,
     text_error,
     www_authenticate,
 )
 from authtrace.addons.message import Exchange, from_flow, json_body, lower_keys, pairs
-from authtrace.addons.roles import CALLBACK_KEYS, Request, might_be_auth, role_of
+from authtrace.addons.roles import CALLBACK_KEYS, Request, might_be_auth, role_of, saml_role
 from authtrace.addons.secrets import JWT_RE, PASSWORD_NAMES, SECRET_NAMES, Fingerprinter, s256
 from authtrace.store.records import Actor, Answer, ErrorAnswer, Hop, Initiator, Params, Role, Token
+from authtrace.store.saml import SamlMessage, SamlStatus, status_name
 
 _HIDDEN_CODE = re.compile(r'name="code"\s+value="([^"]+)"|value="([^"]+)"\s+name="code"')
 REQ_HEADERS = ("origin", "content-type", "accept", "x-requested-with", "client-request-id",
@@ -127,6 +130,14 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
                          params=parsed.p, form=parsed.f, authorization=auth, headers=ex.request_headers,
                          challenge=challenge, body=ex.request_text[:4096], url=ex.url)
     role = role_of(rule_input, answer_json, ctx)
+    saml_msg = _saml_request(ex, parsed, ctx)
+    saml_answer = _saml_soap(ex.response_text, ctx) if saml_msg is not None and saml_msg.param == "soap" else None
+    metadata = _saml_metadata(ex) if saml_msg is None else None
+    if saml_msg is not None:
+        role = saml_role(saml_msg.kind, saml_msg.param, parsed.path, role)
+    elif metadata is not None:
+        role = Role.DISCOVERY
+        ctx.saml.learn(metadata)
     if role is None:
         return []
     location = ex.response_headers.get("location", "")
@@ -135,12 +146,20 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
     loc_frag = lower_keys(pairs(lp.fragment)) if lp else {}
 
     params = _params(parsed, auth, fpr)
+    params.saml = saml_msg
     tokens = _request_tokens(parsed, auth, ex, ctx)
     answer = _answer(role, ex, answer_json, ctx, tokens, challenge)
+    answer.saml = saml_answer
+    if metadata is not None:
+        answer.issuer, answer.fields = metadata.entity_id, _metadata_fields(metadata, fpr)
     if location:
         answer.location = fpr.url(location)
     _issued(role, ex, loc_q, loc_frag, answer, fpr)
     error = _error(role, ex, parsed.p, answer_json, answer, loc_q, loc_frag, fpr)
+    failed = _failed_status(saml_msg) or _failed_status(saml_answer)
+    if failed is not None:  # the identity provider's own answer: more specific than what the receiver said
+        error = saml_status_error(tuple(status_name(c) for c in (failed.code or "", *failed.subcodes) if c),
+                                  failed.message, fpr)
     if loc_q or loc_frag:
         ctx.saw_redirect_to(location)
 
@@ -158,7 +177,9 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
         actor=_actor(ex, role), user_agent=ex.request_headers.get("user-agent"),
         code_fp=fpr.fp(code, "code") if code else answer.issued_code,
         state=_stored_state(state, fpr), nonce=p.get("nonce") if role == Role.AUTHORIZE else None,
-        client_id=p.get("client_id") or params.derived.get("basic_client_id"),
+        client_id=p.get("client_id") or params.derived.get("basic_client_id")
+        or (fpr.text(saml_msg.issuer) if saml_msg is not None and saml_msg.kind == "AuthnRequest" and saml_msg.issuer
+            else None),
         initiator=_initiator(ex, fpr, ctx.preflighted.get(ex.url, ())), params=params, answer=answer,
         state_info=decode_state(state, fpr) if state else None, error=error,
         request_headers={k: fpr.text(ex.request_headers[k][:500]) for k in REQ_HEADERS if k in ex.request_headers},
@@ -182,6 +203,68 @@ def exchange_to_hops(ex: Exchange, ctx: CaptureContext) -> list[Hop]:
     for h in out:
         _scrub(h)
     return out
+
+
+SAML_PARAMS = ("samlrequest", "samlresponse", "samlart")
+SAML_XML = "urn:oasis:names:tc:SAML:2.0:protocol"
+
+
+def _saml_request(ex: Exchange, parsed: _Parsed, ctx: CaptureContext) -> SamlMessage | None:
+    """The SAML message a request carries: HTTP-Redirect (query), HTTP-POST (form), the artifact binding
+    (SAMLart in either), or a SOAP body of the back channel. Decoded safely (`addons/saml.py`); its
+    signatures checked with what the capture knows of its issuer."""
+    if any(k in parsed.q for k in SAML_PARAMS):
+        return ctx.saml.decode(dict(parsed.query), "redirect", split(ex.url).query)
+    if not parsed.is_json and any(k in parsed.f for k in SAML_PARAMS):
+        return ctx.saml.decode(dict(parsed.form), "post", None)
+    if ex.method == "POST" and "xml" in ex.request_headers.get("content-type", "").lower():
+        return _saml_soap(ex.request_text, ctx)
+    return None
+
+
+def _saml_soap(text: str, ctx: CaptureContext) -> SamlMessage | None:
+    head = text[:4096].lstrip("\ufeff \t\r\n")
+    if not head.startswith("<") or SAML_XML not in text[:65536]:
+        return None
+    return ctx.saml.decode_soap(text.encode("utf-8", "replace"))
+
+
+def _saml_metadata(ex: Exchange) -> saml.SamlMetadata | None:
+    """A SAML metadata document answered (an IdP's or an SP's EntityDescriptor): it teaches the capture
+    the entity's signing certificates, as a JWKS does for JWTs."""
+    text = ex.response_text
+    if ex.method != "GET" or not text or not ex.status or ex.status >= 400:
+        return None
+    head = text[:4096]
+    if "EntityDescriptor" not in head or "urn:oasis:names:tc:SAML:2.0:metadata" not in head:
+        return None
+    meta = saml.decode_metadata(text.encode("utf-8", "replace"))
+    return meta if meta.entity_id else None
+
+
+def _metadata_fields(meta: saml.SamlMetadata, fpr: Fingerprinter) -> dict[str, Any]:
+    """What a metadata document says, as the fields of its hop's answer (certificates by SHA-256)."""
+    def thumbs(pems: tuple[str, ...]) -> str:
+        return ", ".join(f"sha256 {saml.thumbprint(c)}" for p in pems[:10] if (c := saml.load_cert(p)) is not None)
+
+    def where(endpoints: tuple[saml.SamlEndpoint, ...]) -> str:
+        return ", ".join(f"{fpr.url(e.location or '')} ({(e.binding or '').rsplit(':', 1)[-1]})"
+                         for e in endpoints[:10] if e.location)
+
+    fields = {"entityID": fpr.text(meta.entity_id or ""), "IdP signing certificates": thumbs(meta.idp_signing_certs),
+              "SP signing certificates": thumbs(meta.sp_signing_certs), "SingleSignOnService": where(meta.sso_services),
+              "SingleLogoutService": where(meta.slo_services),
+              "AssertionConsumerService": where(meta.acs_services)}
+    return {k: v for k, v in fields.items() if v}
+
+
+def _failed_status(msg: SamlMessage | None) -> SamlStatus | None:
+    """The Status of the message (or of the message an ArtifactResponse carries) that is not Success."""
+    if msg is None:
+        return None
+    if msg.status is not None and msg.status.code and not msg.status.success:
+        return msg.status
+    return _failed_status(msg.inner)
 
 
 def _params(parsed: _Parsed, auth: str, fpr: Fingerprinter) -> Params:

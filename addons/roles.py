@@ -7,6 +7,7 @@ protocol alone cannot tell apart.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +16,18 @@ from authtrace.addons.context import CaptureContext, split
 from authtrace.store.records import Role
 
 CALLBACK_KEYS = ("code", "id_token", "access_token", "error", "samlresponse")
+# "saml" covers SAMLRequest, SAMLResponse, SAMLart and most SAML endpoints; "metadata" and "shibboleth" SAML
+# metadata documents (ADFS' FederationMetadata.xml, SimpleSAMLphp's metadata.php, Shibboleth's entity URL)
 URL_MARKERS = ("code=", "state=", "error=", "token=", "response_type=", "client_id=", "request_uri=",
                "/.well-known/", "jwks", "/keys", "/certs", "authorize", "/token", "logout", "userinfo",
-               "device", "/oauth", "/agent-oauth/", "/.auth/", "samlresponse", "/login", "signin",
-               "session/end", "end_session", "/directline/")
+               "device", "/oauth", "/agent-oauth/", "/.auth/", "saml", "/login", "signin",
+               "session/end", "end_session", "/directline/", "metadata", "shibboleth")
 BODY_MARKERS = (b"grant_type", b"code=", b"state=", b"id_token", b"access_token", b"response_type",
-                b"SAMLResponse", b"error=", b"client_id", b"request_uri", b"redirect_uris")
+                b"SAMLResponse", b"SAMLRequest", b"SAMLart", b"urn:oasis:names:tc:SAML:2.0:protocol", b"error=",
+                b"client_id", b"request_uri", b"redirect_uris")
+# SAML protocol messages answered over the back channel (SOAP): an artifact resolved, a query
+SAML_BACK_CHANNEL = frozenset({"ArtifactResolve", "ArtifactResponse", "AttributeQuery", "AuthnQuery",
+                               "AuthzDecisionQuery", "AssertionIDRequest", "NameIDMappingRequest"})
 LOCATION_MARKERS = ("code=", "error=", "token=", "state=")
 
 
@@ -111,6 +118,25 @@ def role_of(r: Request, answer_json: Any, ctx: CaptureContext) -> Role | None:
             return Role.ERROR
         return Role.LOGIN
     return None
+
+
+def saml_role(kind: str | None, param: str, path: str, oauth_role: Role | None) -> Role:
+    """The role of a request that carries a SAML message (SAML 2.0 profiles): an AuthnRequest asks for a
+    sign-in (authorize), a Response or an artifact delivered to a consumer is the answer arriving
+    (callback), Logout messages are logout, and SOAP messages of the back channel (an artifact
+    resolved) are the redemption (token). A Response posted to an identity provider while its own
+    sign-in is under way stays a federation step of that sign-in (`oauth_role` login: ADFS answering
+    Entra). A message that cannot be decoded is judged by its parameter."""
+    if kind in ("LogoutRequest", "LogoutResponse") or (kind is None and _LOGOUT_PATH.search(path)):
+        return Role.LOGOUT
+    if kind == "AuthnRequest" or (kind is None and param == "SAMLRequest"):
+        return Role.AUTHORIZE
+    if kind in SAML_BACK_CHANNEL:
+        return Role.TOKEN
+    return Role.LOGIN if oauth_role == Role.LOGIN else Role.CALLBACK
+
+
+_LOGOUT_PATH = re.compile(r"(?i)logout|/slo\b|singlelogout")
 
 
 def _from_page(r: Request, ctx: CaptureContext) -> bool:

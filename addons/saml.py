@@ -24,7 +24,9 @@ Secrets and personal data. Records keep no raw message, artifact or RelayState (
 fingerprint those from the parameters), no attribute value (only attribute names), and put the
 values that identify a person (NameID) only in fields listed in ``PII_FIELDS``; ``masked()``
 replaces them. Every field type is JSON-able (str, int, float, bool, None, tuples and nested
-records of the same kind), so a caller can store ``dataclasses.asdict(record)`` as JSON.
+records of the same kind), so a caller can store ``dataclasses.asdict(record)`` as JSON. The
+message records are defined with the other stored records (``authtrace.store.saml``: a hop keeps
+them) and re-exported here; metadata and verification records are the decoder's own.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ import dataclasses
 import hashlib
 import re
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 from urllib.parse import unquote_plus
 
 from cryptography import x509
@@ -50,6 +52,28 @@ from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature
 from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+from authtrace.store.saml import (
+    BEARER,
+    PII_FIELDS,
+    STATUS_SUCCESS,
+    Binding,
+    SamlArtifact,
+    SamlAssertion,
+    SamlConfirmation,
+    SamlMessage,
+    SamlSignature,
+    SamlStatus,
+    SignatureStatus,
+    masked,
+)
+
+__all__ = [
+    "BEARER", "PII_FIELDS", "STATUS_SUCCESS", "Binding", "CertLike", "SamlArtifact", "SamlAssertion",
+    "SamlConfirmation", "SamlEndpoint", "SamlMessage", "SamlMetadata", "SamlSignature", "SamlStatus",
+    "SamlVerification", "SignatureStatus", "trust_from_file", "certs_from_metadata", "decode_binding",
+    "decode_metadata", "decode_xml", "load_cert", "masked", "parse_xml", "thumbprint", "verify",
+]
 
 # ------------------------------------------------------------------------------------ limits
 
@@ -77,151 +101,11 @@ NS_MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 NS_DS = "http://www.w3.org/2000/09/xmldsig#"
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 
-BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-
-Binding = Literal["redirect", "post", "artifact", "soap"]
-SignatureStatus = Literal["verified", "failed", "unknown", "unsigned"]
 CertLike = str | bytes | x509.Certificate
-
-# Names a person can be identified by. ``masked()`` replaces exactly these.
-PII_FIELDS = ("subject_nameid",)
 
 
 def _q(ns: str, name: str) -> str:
     return f"{{{ns}}}{name}"
-
-
-# ------------------------------------------------------------------------------- records
-
-
-@dataclass(slots=True, kw_only=True, frozen=True)
-class SamlSignature:
-    """One signature: an enveloped ds:Signature, or the query signature of the redirect binding.
-
-    ``status``: ``verified`` (checked against a known IdP certificate), ``failed`` (checked and
-    wrong: digest, signature, or it does not cover the element it sits in) or ``unknown`` (no
-    certificate to check with). ``cert_sha256`` is the SHA-256 of the DER of the certificate the
-    signature carries (a hint only); ``verified_with`` that of the trusted one that verified it.
-    """
-
-    algorithm: str | None = None
-    digest_algorithm: str | None = None
-    reference: str | None = None  # the Reference URI ('#ID'); None for a query signature
-    cert_sha256: str | None = None
-    verified_with: str | None = None
-    status: SignatureStatus = "unknown"
-    note: str | None = None  # why it failed or is unknown, one sentence
-
-
-@dataclass(slots=True, kw_only=True, frozen=True)
-class SamlStatus:
-    """The top-level StatusCode, the nested ones in order (outer first), and the message."""
-
-    code: str | None = None
-    subcodes: tuple[str, ...] = ()
-    message: str | None = None
-
-    @property
-    def success(self) -> bool:
-        return self.code == STATUS_SUCCESS
-
-
-@dataclass(slots=True, kw_only=True, frozen=True)
-class SamlConfirmation:
-    """One SubjectConfirmation: where, until when and in answer to what the bearer may use it."""
-
-    method: str | None = None
-    recipient: str | None = None
-    not_before: float | None = None
-    not_on_or_after: float | None = None
-    in_response_to: str | None = None
-
-
-@dataclass(slots=True, kw_only=True, frozen=True)
-class SamlAssertion:
-    """One Assertion as a service provider reads it. Times are epoch seconds (UTC).
-
-    ``signature`` is the assertion's own signature (None when it has none); ``signature_status``
-    is what protects it in the end: its own signature, else the enclosing Response's, else
-    ``unsigned``. When verified, every field here comes from the signed copy.
-    ``subject_nameid`` identifies a person (see ``PII_FIELDS``).
-    """
-
-    id: str | None = None
-    issuer: str | None = None
-    issue_instant: float | None = None
-    subject_nameid: str | None = None
-    nameid_format: str | None = None
-    nameid_encrypted: bool = False
-    confirmations: tuple[SamlConfirmation, ...] = ()
-    not_before: float | None = None  # Conditions
-    not_on_or_after: float | None = None  # Conditions
-    audiences: tuple[str, ...] = ()  # every AudienceRestriction/Audience, in order
-    one_time_use: bool = False
-    authn_instant: float | None = None
-    session_index: str | None = None
-    session_not_on_or_after: float | None = None
-    authn_context_class: str | None = None
-    attribute_names: tuple[str, ...] = ()  # names only: attribute values are never kept
-    signature: SamlSignature | None = None
-    signature_status: SignatureStatus = "unsigned"
-
-
-@dataclass(slots=True, kw_only=True, frozen=True)
-class SamlArtifact:
-    """The parts of a SAMLart (type 0x0004) that are not secret: the message handle is left out."""
-
-    type_code: int | None = None
-    endpoint_index: int | None = None
-    source_id: str | None = None  # hex; SHA-1 of the issuer's entity id for type 0x0004
-
-
-@dataclass(slots=True, kw_only=True, frozen=True)
-class SamlMessage:
-    """One SAML protocol message as it crossed the wire.
-
-    ``kind`` is the root element's name (AuthnRequest, Response, LogoutRequest, LogoutResponse,
-    ArtifactResolve, ArtifactResponse, ...), ``Artifact`` for a SAMLart, None when undecodable
-    (then ``problem`` says why). ``param`` is the parameter it came in (SAMLRequest,
-    SAMLResponse, SAMLart) or ``soap``. Times are epoch seconds (UTC).
-    """
-
-    kind: str | None = None
-    binding: Binding = "redirect"
-    param: str = ""
-    deflated: bool = False
-    size: int = 0  # bytes of the decoded XML
-    id: str | None = None
-    issuer: str | None = None
-    destination: str | None = None
-    in_response_to: str | None = None
-    issue_instant: float | None = None
-    version: str | None = None
-    relay_state_present: bool = False
-    # AuthnRequest
-    acs_url: str | None = None
-    acs_index: int | None = None
-    protocol_binding: str | None = None
-    nameid_policy: str | None = None  # NameIDPolicy/@Format
-    allow_create: bool | None = None
-    is_passive: bool | None = None
-    force_authn: bool | None = None
-    requested_authn_context: tuple[str, ...] = ()
-    # LogoutRequest (and an AuthnRequest's Subject)
-    subject_nameid: str | None = None
-    session_indexes: tuple[str, ...] = ()
-    # answers
-    status: SamlStatus | None = None
-    assertions: tuple[SamlAssertion, ...] = ()
-    encrypted_assertions: int = 0
-    misplaced_assertions: int = 0  # Assertion elements anywhere but Response/Assertion
-    inner: SamlMessage | None = None  # the message an ArtifactResponse carries
-    artifact: SamlArtifact | None = None
-    # the message's own signature (enveloped, or the redirect binding's query signature)
-    signature: SamlSignature | None = None
-    signature_status: SignatureStatus = "unsigned"
-    problem: str | None = None
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)
@@ -256,19 +140,6 @@ class SamlVerification:
     message: SignatureStatus
     assertions: tuple[tuple[str | None, SignatureStatus], ...] = ()
     problem: str | None = None
-
-
-R = TypeVar("R", SamlMessage, SamlAssertion)
-
-
-def masked(record: R, mask: Callable[[str], str]) -> R:
-    """A copy with every value that identifies a person (``PII_FIELDS``) replaced by ``mask(value)``."""
-    changes: dict[str, object] = {f: mask(v) for f in PII_FIELDS if isinstance(v := getattr(record, f), str)}
-    if isinstance(record, SamlMessage):
-        changes["assertions"] = tuple(masked(a, mask) for a in record.assertions)
-        if record.inner is not None:
-            changes["inner"] = masked(record.inner, mask)
-    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -876,6 +747,33 @@ def _decode_metadata(xml: bytes) -> SamlMetadata:
 def certs_from_metadata(xml: bytes) -> tuple[str, ...]:
     """The identity provider's signing certificates (PEM) from metadata; () when there are none."""
     return decode_metadata(xml).idp_signing_certs
+
+
+MAX_CERT_FILE = 4 * 1024 * 1024
+
+
+def trust_from_file(path: str) -> tuple[tuple[str, ...], SamlMetadata | None]:
+    """What a `--saml-cert FILE` holds: certificates (PEM, one or several; DER; bare base64), returned as
+    PEM, or a metadata document (an IdP's or an SP's), returned decoded so its certificates stay bound to
+    its entity. Raises ValueError with one sentence for the user when the file cannot be used."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CERT_FILE + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read the SAML certificate {path}: {exc.strerror or exc}.") from exc
+    if len(data) > MAX_CERT_FILE:
+        raise ValueError(f"{path} is too large for a certificate or SAML metadata (over 4 MB).")
+    if b"EntityDescriptor" in data[:8192]:
+        meta = decode_metadata(data)
+        if not meta.entity_id or not (meta.idp_signing_certs or meta.sp_signing_certs):
+            why = meta.problem or "it names no entity id or no signing certificate"
+            raise ValueError(f"{path} is SAML metadata but cannot be used: {why.rstrip('.')}.")
+        return (), meta
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.S)
+    certs = [c for b in blocks or [data.strip()] if (c := load_cert(b)) is not None]
+    if not certs:
+        raise ValueError(f"{path} holds no X.509 certificate (PEM, DER or base64) and is not SAML metadata.")
+    return tuple(c.public_bytes(Encoding.PEM).decode() for c in certs), None
 
 
 # ------------------------------------------------------------------------------ helpers

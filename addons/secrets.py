@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 SECRET_NAMES = frozenset({
     "code", "access_token", "refresh_token", "id_token", "id_token_hint", "client_secret",
     "client_assertion", "assertion", "code_verifier", "device_code", "subject_token", "actor_token",
-    "token", "samlresponse", "samlrequest", "logout_token", "otc", "flowtoken", "canary",
+    "token", "samlresponse", "samlrequest", "samlart", "logout_token", "otc", "flowtoken", "canary",
     "apikey", "api_key", "api-key", "x-api-key", "secret", "sessiontoken", "session_token",
     "jwt", "request", "wresult", "password_reset_token", "refresh_token_hint",
 })
@@ -56,6 +56,15 @@ _PAIRS_RE = re.compile(r"(?i)(?=" + _AHEAD + "(" + _Q + r")\b(" + _NAMES + r")\1
 # in CamelCase or snake_case, or a phrase. A random code is neither (letters-only CamelCase of 20 random
 # base64 characters: about 1 in 10^8). reports/leakcheck.py judges `code` values by the same rule.
 ERROR_CODE_WORDS = re.compile(r"(?:[A-Z][a-z]+){1,8}|[a-z]+(?:_[a-z]+){1,8}|[A-Za-z]+(?: [A-Za-z]+){1,8}")
+
+# SAML in free text (an error page that echoes the message): a base64 message (`<samlp:`, `<saml2p:`, `<saml:`,
+# `<saml2:`, `<?xml ` encoded), an assertion's XML (as written or HTML-escaped, cut short or whole), a signature value
+_SAML_B64_RE = re.compile(r"(?<![A-Za-z0-9+/])(?:PHNhbWxw|PHNhbWwy|PHNhbWw6|PD94bWwg)[A-Za-z0-9+/]{40,}={0,2}")
+_SAML_ASSERTION_RE = re.compile(
+    r"(?is)(?:<|&lt;)(?:[\w.-]{1,20}:)?(?:Encrypted)?Assertion(?=[\s>/&]).*?"
+    r"(?:(?:</|&lt;/)(?:[\w.-]{1,20}:)?(?:Encrypted)?Assertion\s*(?:>|&gt;)|$)")
+_SAML_SIGVALUE_RE = re.compile(r"(?i)((?:<|&lt;)(?:[\w.-]{1,20}:)?SignatureValue[^>&]*(?:>|&gt;))[^<&]+")
+SAML_XML_REMOVED = "[SAML assertion, not stored]"
 
 
 class Fingerprinter:
@@ -117,6 +126,11 @@ class Fingerprinter:
         if not text:
             return text
         text = JWT_RE.sub(lambda m: self.fp(m.group(0), "jwt"), text)
+        if "PHNhbW" in text or "PD94bWwg" in text:
+            text = _SAML_B64_RE.sub(lambda m: self.fp(m.group(0), "saml"), text)
+        if "Assertion" in text or "SignatureValue" in text:
+            text = _SAML_ASSERTION_RE.sub(SAML_XML_REMOVED, text)
+            text = _SAML_SIGVALUE_RE.sub(lambda m: m.group(1) + "[signature value, not stored]", text)
         text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {self.fp(m.group(2), m.group(1).lower())}", text)
 
         spans: list[tuple[int, int, str]] = []

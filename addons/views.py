@@ -4,7 +4,10 @@ The `authtrace` view shows a message's OAuth/OIDC parameters (query, form, JSON,
 the `Location` of a redirect), its decoded `state`, and every JWT it carries (body, parameters,
 `Authorization`/`DPoP` headers): header and claims, with exp/nbf/iat as UTC times and how they
 relate to the message's own time, and whether the signature verified against a JWKS seen in this
-session. As everywhere in authtrace, no raw secret is shown: codes, tokens and secrets appear as
+session; and every SAML message (HTTP-Redirect query, HTTP-POST form, an IdP's auto-submitting page,
+an artifact): its fields, status, each assertion's subject, conditions, audience and attribute names,
+and whether each signature verified against the issuer's certificate (metadata seen in this session or
+`--saml-cert`). As everywhere in authtrace, no raw secret is shown: codes, tokens and secrets appear as
 the same fingerprints the database and reports use (`code#3f9a1c20e4`), a JWT loses its signature.
 
 mitmproxy 12 (`contentviews.Contentview`, `prettify(data, metadata) -> str`) and mitmproxy 11
@@ -13,19 +16,22 @@ view over the same `decode_message`; the `ContentViews` addon registers it while
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from mitmproxy import contentviews, ctx, http
 
+from authtrace.addons import saml
 from authtrace.addons.decode import decode_jwt, decode_state
 from authtrace.addons.secrets import JWT_RE, SECRET_NAMES, Fingerprinter
+from authtrace.store.saml import SamlMessage, SamlSignature, brief, status_name
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ STRONG = frozenset({"id_token", "access_token", "refresh_token", "grant_type", "
                     "logout_token", "code_verifier", "code_challenge"})
 WEAK = frozenset({"code", "state", "error", "error_description", "session_state", "iss"})
 MAX_BODY = 1024 * 1024
+SAML_PARAMS = ("samlrequest", "samlresponse", "samlart")
 _HIDDEN = re.compile(r"<input\b[^>]*>", re.I)
 _ATTR = re.compile(r"""\b(name|value)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 _PROCESS_KEY = secrets.token_bytes(32)  # fingerprints when no recording session is loaded
@@ -185,6 +192,68 @@ class _Builder:
             else:
                 self.rows.append((2, k, _scalar(v)))
 
+    def saml(self, params: list[tuple[str, str]], binding: Literal["redirect", "post"], raw_query: str | None,
+             where: str) -> None:
+        """A SAML message the parameters carry, decoded (never its XML: the Response holds a usable
+        assertion), its signatures checked with what this session learnt of its issuer."""
+        if not any(k.lower() in SAML_PARAMS for k, _ in params):
+            return
+        ctx_keys = self.keys.context.saml if self.keys.context is not None else None
+        as_dict = dict(params)
+        msg = (ctx_keys.decode(as_dict, binding, raw_query) if ctx_keys is not None
+               else saml.decode_binding(as_dict, binding=binding, raw_query=raw_query))
+        if msg is None:
+            return
+        self.signal = True
+        self.saml_message(msg, where, 0)
+
+    def saml_message(self, m: SamlMessage, where: str, depth: int) -> None:
+        rows = self.rows
+        rows.append((depth, f"SAML {m.kind or 'message'} ({where})", brief(m)))
+        d = depth + 1
+        if m.problem:
+            rows.append((d, "problem", m.problem))
+        for k, v in (("ID", m.id), ("Issuer", m.issuer), ("Destination", m.destination),
+                     ("InResponseTo", m.in_response_to), ("IssueInstant", self.when(m.issue_instant)),
+                     ("AssertionConsumerServiceURL", m.acs_url), ("ProtocolBinding", m.protocol_binding),
+                     ("NameIDPolicy", m.nameid_policy), ("IsPassive", _flag(m.is_passive)),
+                     ("ForceAuthn", _flag(m.force_authn)), ("NameID", m.subject_nameid),
+                     ("SessionIndex", ", ".join(m.session_indexes))):
+            if v:
+                rows.append((d, k, v))
+        if m.status is not None:
+            names = "/".join(status_name(c) for c in (m.status.code or "", *m.status.subcodes) if c)
+            rows.append((d, "Status", names + (f": {m.status.message}" if m.status.message else "")))
+        if m.artifact is not None and m.artifact.type_code is not None:
+            rows.append((d, "artifact", f"type {m.artifact.type_code:#06x}, endpoint index "
+                                        f"{m.artifact.endpoint_index}, source id {m.artifact.source_id}"))
+        if m.kind is not None and m.binding != "artifact":
+            rows.append((d, "signature", _signature_text(m.signature_status, m.signature)))
+        for a in m.assertions:
+            rows.append((d, f"assertion {a.id or '(no ID)'}", None))
+            e = d + 1
+            conf = "; ".join(" ".join(x for x in ((c.method or "").rsplit(":", 1)[-1],
+                                                  f"Recipient {c.recipient}" if c.recipient else "",
+                                                  f"NotOnOrAfter {self.when(c.not_on_or_after)}"
+                                                  if c.not_on_or_after else "",
+                                                  f"InResponseTo {c.in_response_to}" if c.in_response_to else "")
+                                      if x) for c in a.confirmations)
+            for k, v in (("Issuer", a.issuer), ("NameID", a.subject_nameid), ("NameID format", a.nameid_format),
+                         ("SubjectConfirmation", conf), ("NotBefore", self.when(a.not_before, "nbf")),
+                         ("NotOnOrAfter", self.when(a.not_on_or_after, "exp")), ("Audience", ", ".join(a.audiences)),
+                         ("AuthnInstant", self.when(a.authn_instant)), ("AuthnContextClassRef", a.authn_context_class),
+                         ("SessionIndex", a.session_index), ("attribute names", ", ".join(a.attribute_names))):
+                if v:
+                    rows.append((e, k, v))
+            rows.append((e, "signature", _signature_text(a.signature_status, a.signature)))
+        if m.encrypted_assertions:
+            rows.append((d, "encrypted assertions", str(m.encrypted_assertions)))
+        if m.inner is not None:
+            self.saml_message(m.inner, f"inside the {m.kind}", d)
+
+    def when(self, t: float | None, name: str = "iat") -> str | None:
+        return time_claim(name, t, self.at) if t is not None else None
+
     def state(self, value: str) -> None:
         d = decode_state(value, self.keys.fpr)
         if d is None:
@@ -215,6 +284,8 @@ def decode_message(data: bytes, message: http.Message | None, keys: Keys | None 
         body_signal = True
     if isinstance(message, http.Request):
         b.params("query", list(message.query.items(multi=True)))
+        raw_query = message.path.split("?", 1)[1] if "?" in message.path else None
+        b.saml(list(message.query.items(multi=True)), "redirect", raw_query, "HTTP-Redirect")
         auth = message.headers.get("authorization", "")
         scheme, _, cred = auth.strip().partition(" ")
         if scheme.lower() in ("bearer", "dpop") and JWT_RE.fullmatch(cred.strip()):
@@ -238,6 +309,7 @@ def decode_message(data: bytes, message: http.Message | None, keys: Keys | None 
         b.signal = False
         if "x-www-form-urlencoded" in ctype:
             b.params("form", _pairs(text))
+            b.saml(_pairs(text), "post", None, "HTTP-POST")
         elif "json" in ctype or bare.startswith("{"):
             try:
                 doc = json.loads(bare)
@@ -249,6 +321,7 @@ def decode_message(data: bytes, message: http.Message | None, keys: Keys | None 
             fields = _form_post(text)
             if {k.lower() for k, _ in fields} & (STRONG | WEAK):
                 b.params("form_post page", fields)
+                b.saml([(k, html.unescape(v)) for k, v in fields], "post", None, "the page's form, to be posted")
         body_signal, b.signal = b.signal, before or b.signal
     for value in b.states[:1]:
         b.state(value)
@@ -265,6 +338,22 @@ def decode_message(data: bytes, message: http.Message | None, keys: Keys | None 
         priority = 0.4  # no body of interest: above the Query view (0.3), below any body view
     rows = [(0, "authtrace", "decoded sign-in data; secrets shown as fingerprints")] + b.rows
     return Decoded(rows, priority)
+
+
+def _flag(v: bool | None) -> str | None:
+    return None if v is None else str(v).lower()
+
+
+def _signature_text(status: str, sig: SamlSignature | None) -> str:
+    words = {"verified": "verified against the issuer's certificate (metadata in this session or --saml-cert)",
+             "failed": "FAILED", "unknown": "unknown: no certificate of the issuer known in this session",
+             "unsigned": "none: not signed"}
+    out = words.get(status, status)
+    if sig is not None and sig.algorithm:
+        out += f" ({sig.algorithm.rsplit('#', 1)[-1]})"
+    if sig is not None and sig.note and status != "unknown":
+        out += f": {sig.note}"
+    return out
 
 
 def render_text(rows: list[Row]) -> str:

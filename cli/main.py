@@ -66,13 +66,28 @@ def _roles_summary(counts: dict[str, int]) -> str:
     return ", ".join(f"{r} {n}" for r, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _import_each(engine: Engine, files: list[str], failed: list[str]) -> Iterator[tuple[str, Any]]:
+def _saml_trust(paths: list[str] | None) -> list[str]:
+    """The `--saml-cert` files, each checked once: a file that holds no certificate is one sentence, exit 2."""
+    from authtrace.addons.saml import trust_from_file
+
+    for p in paths or []:
+        try:
+            trust_from_file(p)
+        except ValueError as e:
+            _say(str(e))
+            raise SystemExit(EXIT_BAD_INPUT) from None
+    return list(paths or [])
+
+
+def _import_each(engine: Engine, files: list[str], failed: list[str], saml_trust: list[str] | None = None
+                 ) -> Iterator[tuple[str, Any]]:
     """Import each file into its own session; unusable files are reported in one sentence and skipped."""
     from authtrace.addons.importers import CaptureError, import_file
 
+    trust = _saml_trust(saml_trust)
     for path in files:
         try:
-            res = import_file(engine, path, _progress_bar(os.path.basename(path)))
+            res = import_file(engine, path, _progress_bar(os.path.basename(path)), trust)
         except CaptureError as e:
             _say(str(e))
             failed.append(path)
@@ -90,7 +105,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     engine = _open(args.db)
     failed: list[str] = []
     rc = 0
-    for path, res in _import_each(engine, args.files, failed):
+    for path, res in _import_each(engine, args.files, failed, args.saml_cert):
         roles = _roles_summary(db.role_counts(engine, [res.session_id]).get(res.session_id, {}))
         session = db.load_session(engine, res.session_id)
         assert session is not None
@@ -355,6 +370,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             argv += ["--set", "authtrace_browser_args=" + " ".join(shlex.quote(a) for a in args.browser_arg)]
     if args.app:
         argv += ["--set", f"authtrace_app={args.app}"]
+    argv += [a for p in _saml_trust(args.saml_cert) for a in ("--set", f"authtrace_saml_cert={os.path.abspath(p)}")]
     argv += args.extra
     _log_to_terminal()  # the addon logs the address the proxy really bound, each hop and each finding
     try:
@@ -397,7 +413,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         engine = _open(args.db or os.path.join(tmp, "check.db"))
         failed: list[str] = []
         rc = 0
-        for path, res in _import_each(engine, args.files, failed):
+        for path, res in _import_each(engine, args.files, failed, args.saml_cert):
             session = db.load_session(engine, res.session_id)
             assert session is not None
             a = analyse(engine, session, expect)
@@ -653,6 +669,10 @@ EXAMPLES = {
 }
 
 
+SAML_CERT_HELP = ("SAML: a certificate (PEM/DER) of the identity provider, or a metadata file, to check signatures "
+                  "with (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="authtrace", formatter_class=_Help,
@@ -684,10 +704,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--browser-arg", action="append", metavar="ARG", help="extra browser argument (repeatable)")
     p.add_argument("--app", metavar="CMD", help="run CMD with HTTPS_PROXY and the CA set, so its back channel is "
                                                 "recorded too (with --browser: both); recording stops when it exits")
+    p.add_argument("--saml-cert", action="append", metavar="FILE", help=SAML_CERT_HELP)
     p.add_argument("extra", nargs="*", help="after --: extra mitmdump arguments")
 
     p = command("import", "import HAR or mitmproxy flow files, one session each", cmd_import)
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--saml-cert", action="append", metavar="FILE", help=SAML_CERT_HELP)
 
     p = command("check", "import captures into a throwaway database and print the findings (exit 1 if any)",
                 cmd_check, db=False)
@@ -695,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=os.environ.get("AUTHTRACE_DB"),
                    help="keep the imported hops in this database (env AUTHTRACE_DB; default: a temporary one)")
     p.add_argument("--json", action="store_true", help="one JSON object per file (docs/report.schema.json)")
+    p.add_argument("--saml-cert", action="append", metavar="FILE", help=SAML_CERT_HELP)
     p.add_argument("--expect-audience", action="append", metavar="HOST=AUD",
                    help="the audience your own API at HOST accepts (repeatable; HOST may be *.domain)")
 

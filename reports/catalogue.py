@@ -42,7 +42,9 @@ __all__ = [
     "aadsts_codes",
     "aadsts_codes_in_body",
     "app_error",
+    "SAML_STATUS",
     "explain",
+    "explain_saml",
     "explain_text",
 ]
 
@@ -1503,6 +1505,124 @@ _AADSTS_ENTRIES: tuple[Entry, ...] = (
         ),
         source=_B2C,
     ),
+    # --- Entra ID as a SAML identity provider: its SAML endpoint's errors (page or StatusMessage) ----
+    Entry(
+        code="AADSTS75005",
+        title="Entra does not accept the SAML request the app sent.",
+        meaning=(
+            "Saml2MessageInvalid: the request is not a valid SAML 2.0 "
+            "protocol message, or uses something Entra does not support for "
+            "single sign-on."
+        ),
+        causes=(
+            "the AuthnRequest is malformed, not deflated and base64-encoded "
+            "as the HTTP-Redirect binding requires, or truncated",
+            "the app sends a message other than an AuthnRequest to the SSO URL",
+        ),
+        next_step=(
+            "Decode the captured SAMLRequest (the SAML card of the authorize hop) "
+            "and compare it with Entra's SAML protocol reference."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS75008",
+        title="Entra denied the SAML request because of an unexpected Destination.",
+        meaning=(
+            "RequestDeniedError: the AuthnRequest's Destination is not the "
+            "Entra SAML endpoint the request was sent to."
+        ),
+        causes=(
+            "the app's identity provider URL (SSO URL) points to another "
+            "tenant or an old endpoint",
+            "the Destination attribute is built from a different URL than the "
+            "one the browser is sent to",
+        ),
+        next_step=(
+            "Make the AuthnRequest's Destination the exact Login URL shown in the "
+            "enterprise app's Single sign-on page."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS75011",
+        title="The way the user signed in does not match the requested authentication context.",
+        meaning=(
+            "NoMatchedAuthnContextInOutputClaims: the authentication method "
+            "by which the user authenticated does not match the "
+            "RequestedAuthnContext of the AuthnRequest."
+        ),
+        causes=(
+            "the app requires e.g. PasswordProtectedTransport with "
+            "Comparison=exact while the user signed in another way (Windows "
+            "integrated, passwordless, a federated IdP)",
+        ),
+        next_step=(
+            "Remove RequestedAuthnContext from the app's AuthnRequest, or use "
+            "Comparison=minimum, or ForceAuthn=true."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS75016",
+        title="The SAML request's NameIDPolicy is not valid for Entra.",
+        meaning=(
+            "Saml2AuthenticationRequestInvalidNameIDPolicy: Entra cannot give "
+            "the NameID format the AuthnRequest's NameIDPolicy asks for."
+        ),
+        causes=("the app asks for a NameID format Entra does not support for it",),
+        next_step=(
+            "Send a supported NameIDPolicy Format (or none) and configure the "
+            "NameID claim in the enterprise app."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS750054",
+        title="The SAML redirect binding request carries no SAMLRequest or SAMLResponse.",
+        meaning=(
+            "SAMLRequest or SAMLResponse must be present as query string "
+            "parameters in the HTTP request for the SAML Redirect binding."
+        ),
+        causes=(
+            "the app opened Entra's SAML endpoint without a SAMLRequest "
+            "(a bookmark, a link, a browser refresh)",
+            "the parameter was lost or renamed on the way (a proxy, a URL "
+            "length limit)",
+        ),
+        next_step=(
+            "Start the sign-in from the app so it sends a SAMLRequest, and check "
+            "the app's identity provider URL."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS7500514",
+        title="Entra found no supported SAML response type.",
+        meaning=(
+            "A supported type of SAML response was not found: Entra expects a "
+            "Response (protocol namespace) or an Assertion (assertion "
+            "namespace) from the federated identity provider."
+        ),
+        causes=("the federated identity provider posts another message, or one with the wrong namespace",),
+        next_step=(
+            "Decode the posted SAMLResponse (its SAML card) and check the federated "
+            "identity provider's configuration."
+        ),
+        source=_ENTRA,
+    ),
+    Entry(
+        code="AADSTS7500529",
+        title="The SAML request's ID is not valid for Entra.",
+        meaning=(
+            "The AuthnRequest's ID is not a valid SAML ID (an xs:ID must not "
+            "begin with a digit, and must not be a bare GUID): Entra uses it "
+            "for the InResponseTo of its Response."
+        ),
+        causes=("the app generates request IDs that start with a digit (e.g. a bare GUID)",),
+        next_step="Prefix the AuthnRequest ID with a letter or underscore (e.g. '_' + GUID).",
+        source=_ENTRA,
+    ),
 )
 
 AADSTS: dict[int, Entry] = {
@@ -2232,6 +2352,295 @@ def app_error(text: str) -> AppError | None:
         if a.pattern.search(text):
             return a
     return None
+
+# --------------------------------------------------------------------------
+# SAML 2.0: the Status codes of a Response or LogoutResponse, and Entra's SAML errors
+# --------------------------------------------------------------------------
+
+_SAML_CORE = "SAML 2.0 Core §3.2.2.2"
+
+_SAML_STATUS_ENTRIES: tuple[Entry, ...] = (
+    Entry(
+        code="Requester",
+        title="The identity provider refused the request as the requester's error.",
+        meaning=(
+            "The request could not be performed due to an error on the part "
+            "of the requester (the service provider): the IdP did not like "
+            "something in the AuthnRequest or in how it was sent."
+        ),
+        causes=(
+            "the service provider's entity id (Issuer) is not registered at "
+            "the identity provider, or is registered under another value",
+            "the AuthnRequest's signature, Destination or ACS URL is not what "
+            "the identity provider expects for this service provider",
+            "a policy of the identity provider denied this user or app",
+        ),
+        next_step=(
+            "Read the second-level status and the StatusMessage; compare the "
+            "AuthnRequest's Issuer and ACS URL with the service provider's "
+            "registration at the identity provider, and check its log."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="Responder",
+        title="The identity provider could not perform the request.",
+        meaning=(
+            "The request could not be performed due to an error on the part "
+            "of the responder (the identity provider). The second-level "
+            "status, when present, says which."
+        ),
+        causes=(
+            "the identity provider could not authenticate the user (see the "
+            "second-level status)",
+            "an error or a misconfiguration at the identity provider",
+        ),
+        next_step=(
+            "Read the second-level status and the StatusMessage, and check "
+            "the identity provider's log at this time."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="AuthnFailed",
+        title="The identity provider could not authenticate the user.",
+        meaning=(
+            "The responding provider was unable to successfully authenticate "
+            "the principal: the sign-in at the identity provider failed."
+        ),
+        causes=(
+            "wrong credentials, a locked or disabled account",
+            "a failed or cancelled second factor",
+            "an error in the identity provider's authentication source (LDAP, "
+            "a database, an upstream provider)",
+        ),
+        next_step=(
+            "Check the identity provider's log for this user and time; let "
+            "the user sign in there directly to see the error."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="InvalidNameIDPolicy",
+        title="The identity provider cannot give the NameID format the request asked for.",
+        meaning=(
+            "The responding provider cannot or will not support the "
+            "requested name identifier policy: the NameIDPolicy Format (or "
+            "SPNameQualifier, or AllowCreate=false) of the AuthnRequest "
+            "cannot be honoured for this user."
+        ),
+        causes=(
+            "the service provider asks for a NameID format (emailAddress, "
+            "persistent, …) that the identity provider is not configured to "
+            "release to it",
+            "AllowCreate=\"false\" and the user has no persistent identifier "
+            "for this service provider yet",
+        ),
+        next_step=(
+            "Compare the AuthnRequest's NameIDPolicy Format with the formats "
+            "the identity provider releases to this service provider; align "
+            "one of the two (or send no NameIDPolicy Format)."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="NoAuthnContext",
+        title="The identity provider cannot meet the requested authentication context.",
+        meaning=(
+            "The specified authentication context requirements cannot be met "
+            "by the responder: the AuthnRequest's RequestedAuthnContext asks "
+            "for a way of signing in the identity provider does not offer, or "
+            "not for this user."
+        ),
+        causes=(
+            "the service provider requires a class (e.g. "
+            "PasswordProtectedTransport with Comparison=exact, or a "
+            "multi-factor class) the identity provider does not use",
+            "the user signed in with another method (Windows integrated, "
+            "certificate, passwordless) than the one requested",
+        ),
+        next_step=(
+            "Remove or relax RequestedAuthnContext at the service provider, "
+            "or configure the identity provider to offer that context."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="NoPassive",
+        title="The identity provider cannot sign the user in without interaction.",
+        meaning=(
+            "The AuthnRequest asked for passive authentication "
+            "(IsPassive=\"true\": no page may be shown to the user) and the "
+            "identity provider has no session for the user, so it cannot "
+            "authenticate without interaction."
+        ),
+        causes=(
+            "the user has no session at the identity provider (first visit, "
+            "signed out, the session expired, its cookie is not sent in this "
+            "context)",
+            "the service provider sends IsPassive=\"true\" where it means an "
+            "ordinary sign-in",
+        ),
+        next_step=(
+            "Treat NoPassive as 'not signed in' at the service provider and "
+            "start an interactive sign-in (without IsPassive) when the user "
+            "must sign in."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="PartialLogout",
+        title="The user was not signed out everywhere.",
+        meaning=(
+            "The session authority could not propagate the logout to all the "
+            "other session participants: some sessions may still be active."
+        ),
+        causes=(
+            "another service provider of the session did not answer its "
+            "LogoutRequest or answered with an error",
+            "a service provider of the session has no single logout endpoint",
+        ),
+        next_step=(
+            "Check which service providers took part in the session and "
+            "whether each answers single logout; close the browser to end the "
+            "remaining sessions."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="RequestDenied",
+        title="The identity provider denied the request.",
+        meaning=(
+            "The SAML responder or authority chose not to respond to the "
+            "request: usually a policy decision (the user or the service "
+            "provider is not allowed)."
+        ),
+        causes=(
+            "the user is not allowed to use this application (assignment, "
+            "group membership, an access policy)",
+            "the service provider is not registered or not enabled at the "
+            "identity provider",
+            "the request was not signed although the identity provider "
+            "requires signed requests",
+        ),
+        next_step=(
+            "Read the StatusMessage and the identity provider's log; check "
+            "the user's access to the application and the service provider's "
+            "registration."
+        ),
+        source=_SAML_CORE,
+    ),
+    *(Entry(code=f"RequestVersion{which}", title=f"The request's SAML version is {words}.", meaning=meaning,
+            causes=("the service provider sends SAML 1.x or a wrong Version attribute",),
+            next_step="Configure the service provider to send SAML 2.0 (Version=\"2.0\").", source=_SAML_CORE)
+      for which, words, meaning in (
+          ("Deprecated", "deprecated",
+           "The responder cannot process any requests with the protocol version of the request."),
+          ("TooHigh", "too high", "The major version of the request is higher than the responder supports."),
+          ("TooLow", "too low", "The major version of the request is lower than the responder supports."))),
+    Entry(
+        code="UnknownPrincipal",
+        title="The identity provider does not know the user named in the request.",
+        meaning=(
+            "The responding provider does not recognize the principal "
+            "specified or implied by the request (a Subject or NameID in the "
+            "AuthnRequest or LogoutRequest)."
+        ),
+        causes=(
+            "the request names a user (Subject, NameID) the identity provider "
+            "does not know, or in another format",
+            "a LogoutRequest for a session the identity provider no longer "
+            "holds",
+        ),
+        next_step=(
+            "Compare the NameID the request names with the one the identity "
+            "provider issued for this user, or sign in without naming the user."
+        ),
+        source=_SAML_CORE,
+    ),
+    Entry(
+        code="UnsupportedBinding",
+        title="The identity provider cannot answer with the requested binding.",
+        meaning=(
+            "The SAML responder cannot properly fulfill the request using the "
+            "protocol binding specified in the request (the AuthnRequest's "
+            "ProtocolBinding)."
+        ),
+        causes=(
+            "the service provider asks for a binding (HTTP-Artifact, PAOS, …) "
+            "the identity provider does not offer for it",
+            "no assertion consumer service of that binding is registered for "
+            "the service provider",
+        ),
+        next_step=(
+            "Ask for HTTP-POST (the usual binding for the Response) or "
+            "register an assertion consumer service with the requested binding."
+        ),
+        source=_SAML_CORE,
+    ),
+    # the rarer codes, one likely cause each: (code, title, meaning, cause, next step)
+    *(Entry(code=code, title=title, meaning=meaning, causes=(cause,), next_step=step, source=_SAML_CORE)
+      for code, title, meaning, cause, step in (
+          ("VersionMismatch", "The SAML version of the request is not supported.",
+           "The identity provider could not process the request because the version of the request "
+           "message was incorrect.",
+           "the service provider sends SAML 1.x or a wrong Version attribute",
+           "Configure the service provider to send SAML 2.0 (Version=\"2.0\")."),
+          ("InvalidAttrNameOrValue", "An attribute name or value in the request is not valid.",
+           "Unexpected or invalid content was encountered within a saml:Attribute or "
+           "saml:AttributeValue element of the request.",
+           "the service provider requested an attribute the identity provider does not know",
+           "Compare the requested attributes with what the identity provider releases to this service provider."),
+          ("NoAvailableIDP", "No identity provider is available to sign the user in.",
+           "Used by an intermediary (a proxy or discovery service) to say that none of the supported "
+           "identity providers in the request's IDPList is available to it.",
+           "the scoping (IDPList) names identity providers the proxy does not know or cannot reach",
+           "Check the Scoping/IDPList of the request and the proxy's configured identity providers."),
+          ("NoSupportedIDP", "None of the requested identity providers is supported.",
+           "Used by an intermediary to say that none of the identity providers in the request's "
+           "IDPList are supported by it.",
+           "the request's Scoping names identity providers the intermediary does not support",
+           "Check the Scoping/IDPList of the request against the intermediary's configuration."),
+          ("ProxyCountExceeded", "The request passed through too many proxies.",
+           "The responding provider cannot authenticate the principal directly and is not permitted to "
+           "proxy the request further.",
+           "the request's Scoping ProxyCount is too low for the chain of identity providers",
+           "Raise or remove the ProxyCount of the request, or sign in at an identity provider directly."),
+          ("RequestUnsupported", "The identity provider does not support this request.",
+           "The SAML responder or authority does not support the request.",
+           "the request uses a feature, binding or protocol profile the identity provider does not implement",
+           "Compare the request (binding, NameIDPolicy, Scoping, extensions) with what the identity "
+           "provider supports."),
+          ("ResourceNotRecognized", "The resource named in the request is not recognised.",
+           "The resource value provided in the request message is invalid or unrecognized.",
+           "a query names a resource the authority does not know",
+           "Check the resource the request names."),
+          ("TooManyResponses", "The answer would hold more elements than the responder can return.",
+           "The response message would contain more elements than the SAML responder is able to "
+           "return.",
+           "a query matched too many assertions",
+           "Narrow the query."),
+          ("UnknownAttrProfile", "The attribute profile of the request is unknown.",
+           "An entity that has no knowledge of a particular attribute profile has been presented with "
+           "an attribute drawn from that profile.",
+           "the request uses an attribute NameFormat the identity provider does not know",
+           "Use an attribute profile the identity provider supports (usually the URI NameFormat)."),
+      )),
+)
+
+SAML_STATUS: dict[str, Entry] = {entry.code: entry for entry in _SAML_STATUS_ENTRIES}
+
+
+def explain_saml(names: tuple[str, ...], aadsts: int | None = None) -> Entry | None:
+    """The entry of a SAML Status (its names outer first, `("Responder", "NoPassive")`): an AADSTS code
+    Entra wrote into the StatusMessage first, then the most specific known status."""
+    if aadsts is not None and aadsts in AADSTS:
+        return AADSTS[aadsts]
+    for name in reversed(names):
+        if name in SAML_STATUS:
+            return SAML_STATUS[name]
+    return None
+
 
 # --------------------------------------------------------------------------
 # Lookups

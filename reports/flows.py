@@ -33,6 +33,7 @@ def flow_groups(hops: list[Hop]) -> dict[int, int]:
                 links.append(("nonce", t.nonce))
             if t.kind in ("access_token", "id_token"):
                 links.append(("token", t.fingerprint))
+        links += saml_links(h)
         for link in links:
             other = owner.setdefault(link, key)
             if other != key:
@@ -41,7 +42,7 @@ def flow_groups(hops: list[Hop]) -> dict[int, int]:
                 if a != b:
                     parent[b] = a
     # the provider's own pages (login, consent, MFA, its error page) belong to the sign-in whose
-    # authorize request sent the browser there: the latest one at that host before them
+    # authorize request sent the browser there (an AuthnRequest too): the latest one at that host before them
     # (a page already linked by what it carries joins only when its group has no authorize request of its
     # own: the page that issued a code whose callback's state was altered still belongs to its sign-in)
     latest: dict[str, int] = {}
@@ -67,4 +68,25 @@ def flow_groups(hops: list[Hop]) -> dict[int, int]:
         if sizes[r] < 2:
             continue
         out[h.number] = numbers.setdefault(r, len(numbers) + 1)
+    return out
+
+
+def saml_links(h: Hop) -> list[tuple[str, str]]:
+    """What ties SAML hops of one sign-in together: a request's ID and the InResponseTo that answers it,
+    an assertion's ID and the Response's fingerprint (a re-post joins its sign-in)."""
+    out: list[tuple[str, str]] = []
+    for m in (h.params.saml, h.answer.saml):
+        while m is not None:
+            if m.kind in ("AuthnRequest", "LogoutRequest", "ArtifactResolve") and m.id:
+                out.append(("saml", m.id))
+            irt = m.in_response_to or next((c.in_response_to for a in m.assertions for c in a.confirmations
+                                            if c.in_response_to), None)
+            if irt:
+                out.append(("saml", irt))
+            out += [("assertion", a.id) for a in m.assertions if a.id]
+            m = m.inner
+    for src in (h.params.form, h.params.query):
+        for k, v in src.items():
+            if k.lower() in ("samlresponse", "samlart") and "#" in v:
+                out.append(("saml-blob", v))
     return out

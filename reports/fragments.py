@@ -24,6 +24,7 @@ from markupsafe import escape
 from authtrace.reports.pii import Pii, compact
 from authtrace.store import clock
 from authtrace.store.records import Answer, ErrorAnswer, Hop, Role, Signature, StateInfo, Token, as_num
+from authtrace.store.saml import SamlMessage, SamlSignature, brief, overall_signature, status_name
 
 LANES = ("browser", "idp", "app", "api")
 LANE_TITLES = ("Browser", "Identity provider", "App back channel", "API")
@@ -308,6 +309,133 @@ def _answer_html(answer: Answer, err: ErrorAnswer | None, st: Shared) -> str:
     return "".join(out)
 
 
+_SAML_SIG = {"verified": "ok", "failed": "bad", "unsigned": "bad", "unknown": "muted"}
+NAMES_ONLY = ' <span class="muted">(names only: values are never stored)</span>'
+_BINDING = {"redirect": "HTTP-Redirect", "post": "HTTP-POST", "artifact": "HTTP-Artifact", "soap": "SOAP"}
+
+
+def _short_uri(uri: str | None) -> str:
+    """`urn:oasis:names:tc:SAML:2.0:nameid-format:transient` -> `transient` (the rest of the URI is noise)."""
+    return (uri or "").rsplit(":", 1)[-1].rsplit("#", 1)[-1] if uri else ""
+
+
+def _saml_time(name: str, value: float | None, at: float | None) -> str | None:
+    """A SAML time as UTC with how it relates to the hop ('expired 1.2 s before this hop'), escaped HTML."""
+    if value is None:
+        return None
+    if at is None or name not in ("exp", "nbf", "iat"):
+        return clock.stamp(value)
+    text, bad = _time_note(name, value, at, False)
+    return f'{clock.stamp(value)} <span class="note{" bad" if bad else ""}">— {_e(text)}</span>'
+
+
+def _sig_cell(status: str, sig: SamlSignature | None) -> str:
+    bits = [f'<span class="{_SAML_SIG.get(status, "muted")}">{_e(status)}</span>']
+    if sig is not None:
+        if sig.algorithm:
+            bits.append(f'<span class="muted">{_e(_short_uri(sig.algorithm))}</span>')
+        if sig.verified_with:
+            bits.append(f'<span class="muted">with sha256 {_e(sig.verified_with[:16])}…</span>')
+        if sig.note:
+            bits.append(_e(sig.note))
+    return " · ".join(bits)
+
+
+def _rows_html(rows: list[tuple[str, str | None]]) -> str:
+    """A key/value table whose values are already escaped HTML; empty values left out."""
+    return '<table class="kv">' + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows if v) + "</table>"
+
+
+def saml_html(m: SamlMessage, at: float | None, st: Shared, where: str = "request") -> str:
+    """A decoded SAML message as a card, like a token's: what it asks or answers, its status, its
+    signature (verified against the issuer's certificate, failed, unknown or unsigned), and each
+    assertion with its subject (masked with --redact-pii), conditions and their times against the hop's,
+    audience, confirmation, authentication and attribute names. Nothing raw: no XML, no attribute value."""
+    pii = st.pii
+    txt = pii.text
+
+    def person(v: str | None) -> str | None:
+        return None if not v else _e(pii.mask("user", v) if pii.enabled else v)
+
+    head = (f'<section class="sec token saml"><h4>SAML {_e(m.kind or "message")} <span class="muted">· '
+            f'{_e(_BINDING.get(m.binding, m.binding))} · {_e(where)}</span></h4>')
+    rows: list[tuple[str, str | None]] = [
+        ("problem", f'<span class="bad">{_e(m.problem)}</span>' if m.problem else None),
+        ("ID", _e(m.id or "")), ("Issuer", _e(txt(m.issuer or ""))), ("Destination", _e(txt(m.destination or ""))),
+        ("InResponseTo", _e(m.in_response_to or "")), ("IssueInstant", _saml_time("iat", m.issue_instant, at))]
+    st_ = m.status
+    if st_ is not None:
+        names = "/".join(status_name(c) for c in (st_.code or "", *st_.subcodes) if c)
+        cls = "ok" if st_.success else "bad"
+        rows.append(("Status", f'<span class="{cls}">{_e(names or "(none)")}</span>'
+                               + (f" — {_e(txt(st_.message))}" if st_.message else "")))
+    if m.kind == "AuthnRequest":
+        policy = _short_uri(m.nameid_policy) + (f" (AllowCreate={str(m.allow_create).lower()})"
+                                                if m.allow_create is not None else "")
+        rows += [("AssertionConsumerServiceURL", _e(txt(m.acs_url or ""))),
+                 ("AssertionConsumerServiceIndex", str(m.acs_index) if m.acs_index is not None else None),
+                 ("ProtocolBinding", _e(_short_uri(m.protocol_binding))), ("NameIDPolicy", _e(policy.strip())),
+                 ("IsPassive", "true" if m.is_passive else None), ("ForceAuthn", "true" if m.force_authn else None),
+                 ("RequestedAuthnContext", _e(", ".join(_short_uri(c) for c in m.requested_authn_context)))]
+    rows += [("NameID", person(m.subject_nameid)), ("SessionIndex", _e(", ".join(m.session_indexes)))]
+    if m.artifact is not None:
+        art = m.artifact
+        rows += [("artifact", f"type {art.type_code:#06x}, endpoint index {art.endpoint_index}, source id "
+                              f"{_e(art.source_id or '')} (the message handle is secret: not shown)"
+                  if art.type_code is not None else None)]
+    if m.kind is not None and m.binding != "artifact":
+        rows.append(("signature", _sig_cell(m.signature_status, m.signature)))
+    if m.encrypted_assertions:
+        rows.append(("encrypted assertions", f"{m.encrypted_assertions} (their content cannot be read)"))
+    if m.misplaced_assertions:
+        rows.append(("misplaced assertions", f'<span class="bad">{m.misplaced_assertions} assertion(s) outside '
+                                             "the places a service provider reads them (signature wrapping?): not "
+                                             "shown</span>"))
+    size = f"{m.size:,} bytes of XML" + (", DEFLATE-compressed" if m.deflated else "") if m.size else ""
+    rows += [("RelayState", "sent" if m.relay_state_present else None), ("size", size)]
+    parts = [head, _rows_html(rows)]
+    for a in m.assertions:
+        parts.append(f"<h5>Assertion {_e(a.id or '(no ID)')}</h5>")
+        conf = []
+        for c in a.confirmations:
+            bits = [_e(_short_uri(c.method))]
+            if c.recipient:
+                bits.append(f"Recipient {_e(txt(c.recipient))}")
+            if c.not_on_or_after is not None:
+                bits.append(f"NotOnOrAfter {_saml_time('exp', c.not_on_or_after, at)}")
+            if c.in_response_to:
+                bits.append(f"InResponseTo {_e(c.in_response_to)}")
+            conf.append(" · ".join(b for b in bits if b))
+        fmt = _short_uri(a.nameid_format)
+        rows = [("Issuer", _e(txt(a.issuer or ""))), ("IssueInstant", _saml_time("iat", a.issue_instant, at)),
+                ("NameID", (person(a.subject_nameid) or "") + (f' <span class="muted">({_e(fmt)})</span>'
+                                                                if fmt and a.subject_nameid else "")),
+                ("NameID (encrypted)", "yes" if a.nameid_encrypted else None),
+                ("SubjectConfirmation", "<br>".join(conf)),
+                ("NotBefore", _saml_time("nbf", a.not_before, at)),
+                ("NotOnOrAfter", _saml_time("exp", a.not_on_or_after, at)),
+                ("Audience", _e(", ".join(txt(x) for x in a.audiences))),
+                ("OneTimeUse", "yes" if a.one_time_use else None),
+                ("AuthnInstant", _saml_time("iat", a.authn_instant, at)),
+                ("AuthnContextClassRef", _e(_short_uri(a.authn_context_class))),
+                ("SessionIndex", _e(a.session_index or "")),
+                ("SessionNotOnOrAfter", _saml_time("exp", a.session_not_on_or_after, at)),
+                ("attributes", _e(", ".join(a.attribute_names)) + NAMES_ONLY if a.attribute_names else None),
+                ("signature", _sig_cell(a.signature_status, a.signature))]
+        parts.append(_rows_html(rows))
+    parts.append("</section>")
+    out = "".join(parts)
+    if m.inner is not None:
+        out += saml_html(m.inner, at, st, f"inside the {m.kind or 'message'}")
+    return out
+
+
+def saml_chip(m: SamlMessage) -> tuple[str, str]:
+    """The summary line's word on a SAML hop: the message, its status and signature."""
+    bad = overall_signature(m) in ("failed", "unsigned") or m.problem is not None
+    return ("err" if bad else "", brief(m))
+
+
 def body_html(h: Hop, err: ErrorAnswer | None, st: Shared, tokens: str) -> str:
     """The decoded details of one hop, most useful first: error, request, parameters, state,
     response, tokens, fingerprints and cookies, headers, body excerpt."""
@@ -339,7 +467,11 @@ def body_html(h: Hop, err: ErrorAnswer | None, st: Shared, tokens: str) -> str:
         out.append(st.kv_section(f"Parameters · {src}", values))
     if h.state or h.nonce or h.state_info is not None:
         out.append(_state_rows(h, h.state_info, pii))
+    if h.params.saml is not None:
+        out.append(saml_html(h.params.saml, h.started, st))
     out.append(_answer_html(h.answer, err, st))
+    if h.answer.saml is not None:
+        out.append(saml_html(h.answer.saml, h.started, st, "answer"))
     out.append(tokens)
     rows = [("code", h.code_fp)] if h.code_fp else []
     rows += [(f"cookie sent: {k}", v) for k, v in h.cookies_sent.items()]
@@ -382,6 +514,9 @@ def hop_view(h: Hop, t0: float, prev: float | None, flow: int | None, st: Shared
         e = err.error or "error"
         chips.append(("err", f"{e}: {d}" if d else e))
     chips += [("err", f"token {f}") for f in token_flags[:1]]
+    for m in (h.params.saml, h.answer.saml):
+        if m is not None:
+            chips.append(saml_chip(m))
     if h.code_fp:
         issued = h.answer.issued_code == h.code_fp and h.role != Role.CALLBACK
         chips.append(("fp", f"{'issued ' if issued else ''}{h.code_fp}"))

@@ -50,6 +50,13 @@ def signin_of(session: CaptureSession, hops: list[Hop]) -> SignIn:
         elif rt & {"id_token", "token"}:
             flows.append("implicit")
     for h in hops:
+        m = h.params.saml
+        if m is not None and m.kind == "AuthnRequest":
+            flows.append("SAML 2.0 (SP-initiated" + (", passive)" if m.is_passive else ")"))
+        elif m is not None and m.kind == "Response" and h.role == Role.CALLBACK and not m.in_response_to:
+            flows.append("SAML 2.0 (IdP-initiated)")
+        elif m is not None and m.kind == "Artifact":
+            flows.append("SAML 2.0 (artifact binding)")
         if h.role == Role.TOKEN:
             grant = h.params.get("grant_type")
             if grant and grant != "authorization_code":

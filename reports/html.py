@@ -28,7 +28,7 @@ from authtrace.reports.diagnose import Analysis
 from authtrace.reports.fragments import LANE_TITLES, ROLES, HopView, Shared, hop_view
 from authtrace.reports.header import signin_rows
 from authtrace.reports.leakcheck import LeakError, describe, scan
-from authtrace.reports.pii import Pii, compact
+from authtrace.reports.pii import Pii, compact, of_hops
 from authtrace.reports.summary import summary_text
 from authtrace.store import clock
 from authtrace.store.records import Finding, Hop, Instant, Role, Severity
@@ -184,7 +184,7 @@ def render_html(a: Analysis, redact_pii: bool = False) -> str:
     e-mail addresses, user names, names, object ids and IP addresses are masked in claims and text."""
     hops = a.hops
     rows = shown(a, FULL_TIMELINE)
-    pii = Pii(redact_pii, [t for h in hops for t in h.tokens])
+    pii = of_hops(redact_pii, hops)
     st = Shared(pii)
     drawn = [r for r in rows if isinstance(r, Hop)]
     for h in drawn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from authtrace.reports.diagnose import Analysis
-from authtrace.reports.pii import Pii
+from authtrace.reports.pii import Pii, of_hops
 from authtrace.store import clock
 from authtrace.store.records import Hop, Instant
 
@@ -30,7 +30,7 @@ SCHEMA = "https://authtrace.dev/schema/report-1.json"  # docs/report.schema.json
 
 def to_json(a: Analysis, redact_pii: bool = False) -> dict[str, Any]:
     """The analysis as `check --json` and `report --json` print it (docs/report.schema.json)."""
-    pii = Pii(redact_pii, [t for h in a.hops for t in h.tokens])
+    pii = of_hops(redact_pii, a.hops)
     s = a.signin
     return {
         "$schema": SCHEMA,

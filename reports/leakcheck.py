@@ -8,9 +8,12 @@ value, a check that quoted one, a template that printed the wrong field.
 What counts as a leak:
 * a JWT with a signature segment (``eyJ….eyJ….<signature>``): a usable token;
 * ``Bearer <value>`` (also ``DPoP``, ``Basic``) whose value is not a fingerprint;
+* a base64 SAML message (what a SAMLResponse or SAMLRequest parameter carries), or raw SAML XML of an
+  assertion or a signature value (a decoded Response that would still sign someone in);
 * a value of ``code``, ``access_token``, ``refresh_token``, ``id_token``, ``client_secret``,
-  ``code_verifier`` or ``password`` in ``name=value`` form (also percent-encoded, ``name%3Dvalue``,
-  as inside an encoded ``redirect_uri``), in ``"name": "value"`` form, or as a row
+  ``code_verifier``, ``password``, ``SAMLResponse``, ``SAMLRequest`` or ``SAMLart`` in ``name=value``
+  form (also percent-encoded, ``name%3Dvalue``, as inside an encoded ``redirect_uri``), in
+  ``"name": "value"`` form, or as a row
   ``<th>name</th><td>value</td>`` of the report's own tables, that is not a fingerprint and not the
   password marker.
 
@@ -30,7 +33,7 @@ from urllib.parse import unquote_plus
 
 PASSWORD_SENT = "[password sent, not stored]"
 SECRET_PARAMS = ("code", "access_token", "refresh_token", "id_token", "client_secret", "code_verifier",
-                 "password")
+                 "password", "samlresponse", "samlrequest", "samlart")
 SCHEMES = ("bearer", "dpop", "basic")
 
 # eyJ<header>.eyJ<claims>.<signature of 10+ chars>
@@ -45,6 +48,12 @@ _JSON_VALUE = re.compile(rf"{_QUOTE}\s*:\s*{_QUOTE}((?:(?!{_QUOTE})[^\\<\n]|\\.)
 _QUOTE_BEFORE = re.compile(rf"{_QUOTE}$")
 # after "<th>name": the report's key/value table cell
 _TABLE_VALUE = re.compile(r"</th><td[^>]*>([^<]*)</td>")
+# a base64 SAML message (`<samlp:`, `<saml2p:`, `<saml:`, `<saml2:`, `<?xml ` encoded: PHNhbWxw, PHNhbWwy,
+# PHNhbWw6, PD94bWwg) of some length: a Response posted with the HTTP-POST binding carries its assertion
+_SAML_B64 = re.compile(r"(?<![A-Za-z0-9+/])(?:PHNhbWxw|PHNhbWwy|PHNhbWw6|PD94bWwg)[A-Za-z0-9+/]{80,}")
+# raw XML of an assertion or a signature value, as written or escaped into HTML
+_SAML_XML = re.compile(r"(?:<|&lt;|&#60;|&#x3c;)(?:[A-Za-z0-9_-]{1,20}:)?(?:Assertion|EncryptedAssertion|"
+                       r"SignatureValue)(?=[\s>/&])", re.I)
 # what a fingerprint looks like: label#hex (label may be any parameter or token kind)
 _FINGERPRINT = re.compile(r"[A-Za-z0-9_.~-]{1,40}#[0-9a-f]{6,64}")
 _WORDS = re.compile(r"[A-Za-z]+(?:[_-][A-Za-z]+)*")
@@ -103,6 +112,10 @@ def _hits(text: str) -> list[tuple[str, int]]:
     found: list[tuple[str, int]] = []
     if "eyJ" in text:
         found += [("a signed JWT", m.start()) for m in _JWT.finditer(text)]
+    if "PH" in text or "PD94" in text:
+        found += [("a base64 SAML message", m.start()) for m in _SAML_B64.finditer(text)]
+    if "Assertion" in text or "SignatureValue" in text:
+        found += [("raw SAML XML (an assertion or a signature)", m.start()) for m in _SAML_XML.finditer(text)]
     low = text.lower()
     for scheme in SCHEMES:
         i = low.find(scheme)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from authtrace.store.records import Token
+from authtrace.store.records import Hop, Token
 
 # claims (and parameters) whose value identifies a person
 PII_CLAIMS = {"email": "email", "emails": "email", "upn": "user", "preferred_username": "user",
@@ -45,7 +45,7 @@ class Pii:
     e-mail addresses, IP addresses and the names found in claims anywhere in text. Equal values get
     equal masks (`[email 1]`), so "the same user at both hops" stays visible."""
 
-    def __init__(self, enabled: bool, tokens: Iterable[Token] = ()):
+    def __init__(self, enabled: bool, tokens: Iterable[Token] = (), names: Iterable[str] = ()):
         self.enabled = enabled
         self.masks: dict[tuple[str, str], str] = {}
         self.counts: dict[str, int] = {}
@@ -60,6 +60,9 @@ class Pii:
                     v = claims.get(k)
                     if isinstance(v, str) and len(v) >= 3:
                         self.by_value[v.lower()] = self.mask(label, v)
+        for v in names:  # SAML NameIDs: the user, wherever the capture names them
+            if len(v) >= 3:
+                self.by_value[v.lower()] = self.mask("user", v)
         if self.by_value:
             alternatives = "|".join(re.escape(v) for v in sorted(self.by_value, key=len, reverse=True))
             # whole values only: the name "Al" must not eat into "Alice" or "al@contoso.test"
@@ -110,3 +113,20 @@ class Pii:
         if isinstance(v, list):
             return [self.deep(x) for x in v]
         return v
+
+
+def of_hops(enabled: bool, hops: Iterable[Hop]) -> Pii:
+    """The masker of a session: the identifying claims of its tokens and the NameIDs of its SAML messages."""
+    hops = list(hops)
+    return Pii(enabled, [t for h in hops for t in h.tokens], saml_names(hops) if enabled else ())
+
+
+def saml_names(hops: Iterable[Hop]) -> list[str]:
+    """Every NameID the SAML messages of these hops carry (a LogoutRequest's, each assertion's subject)."""
+    out: list[str] = []
+    for h in hops:
+        for m in (h.params.saml, h.answer.saml):
+            while m is not None:
+                out += [v for v in (m.subject_nameid, *(a.subject_nameid for a in m.assertions)) if v]
+                m = m.inner
+    return out

@@ -6,12 +6,12 @@ from __future__ import annotations
 from authtrace.reports.checks.base import ids_of
 from authtrace.reports.diagnose import Analysis
 from authtrace.reports.header import signin_rows
-from authtrace.reports.pii import Pii
+from authtrace.reports.pii import of_hops
 from authtrace.store import clock
 
 
 def summary_text(a: Analysis, redact_pii: bool = False) -> str:
-    pii = Pii(redact_pii, [t for h in a.hops for t in h.tokens])
+    pii = of_hops(redact_pii, a.hops)
     s, sess = a.signin, a.session
     span = f"{clock.stamp(s.first)} – {clock.stamp(s.last)}" if s.first is not None else "no auth hop"
     lines = [f"authtrace: {a.verdict[1]}",

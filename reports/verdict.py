@@ -49,13 +49,15 @@ def notes(hops: list[Hop]) -> list[str]:
     """Facts about the capture itself that are not faults of the sign-in."""
     out = []
     roles = {h.role for h in hops}
-    if Role.CALLBACK in roles and Role.TOKEN not in roles and not any(h.actor == Actor.APP for h in hops):
+    oauth_callback = any(h.role == Role.CALLBACK and h.params.saml is None for h in hops)
+    if oauth_callback and Role.TOKEN not in roles and not any(h.actor == Actor.APP for h in hops):
         out.append("The app's code redemption (token request) is not visible in this capture: the app's back "
                    "channel did not go through the proxy. Findings rely on the browser's side; record with "
                    "`authtrace record --app` to see the token endpoint's answer too.")
-    if Role.AUTHORIZE not in roles and Role.CALLBACK in roles:
+    if not any(h.role == Role.AUTHORIZE and h.params.saml is None for h in hops) and oauth_callback:
         out.append("No authorize request was captured (recording started mid-sign-in): state, nonce and PKCE "
                    "cannot be compared.")
+    out += saml_notes(hops)
     sanitized = sanitized_evidence(hops)
     if sanitized:
         out.append("This capture was exported sanitized (Chrome's and Edge's default \"Export HAR\", or a similar "
@@ -83,3 +85,30 @@ def sanitized_evidence(hops: list[Hop]) -> str:
         why.append(f"the sign-in went through the provider's login form (#{logins[0].number}) and no request "
                    "sent or set a cookie")
     return "; ".join(why)
+
+
+def saml_notes(hops: list[Hop]) -> list[str]:
+    """What a SAML capture cannot show: an IdP-initiated sign-in (a Response that answers no request:
+    nothing binds it to a sign-in the app started), or Responses to requests the capture does not hold."""
+    out = []
+    delivered = [h for h in hops if h.params.saml is not None and h.params.saml.kind == "Response"
+                 and h.role == Role.CALLBACK]  # a federation post (login) is a step of the sign-in around it
+    requests = [h for h in hops if h.params.saml is not None and h.params.saml.kind == "AuthnRequest"]
+    unsolicited = [h for h in delivered if not _answers_a_request(h)]
+    if unsolicited:
+        h = unsolicited[0]
+        out.append(f"IdP-initiated SAML sign-in: the Response at #{h.number} ({h.host}{h.path}) answers no "
+                   "request (no InResponseTo), so the identity provider started it, not the app. Nothing binds "
+                   "it to a sign-in the app began, so request checks (InResponseTo) do not apply; apps that allow "
+                   "only SP-initiated sign-in refuse such a Response.")
+    if not requests and any(_answers_a_request(h) for h in delivered):
+        h = next(h for h in delivered if _answers_a_request(h))
+        out.append(f"No SAML AuthnRequest was captured (recording started mid-sign-in): the Response at #{h.number} "
+                   "answers a request the capture does not hold, so its InResponseTo cannot be compared.")
+    return out
+
+
+def _answers_a_request(h: Hop) -> bool:
+    m = h.params.saml
+    return m is not None and bool(m.in_response_to or any(c.in_response_to for a in m.assertions
+                                                          for c in a.confirmations))

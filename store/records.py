@@ -21,7 +21,9 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
+
+from authtrace.store.saml import SamlMessage
 
 
 class Role(enum.StrEnum):
@@ -133,6 +135,7 @@ class Params:
     json: dict[str, str] = field(default_factory=dict)  # string fields of a JSON body
     fragment: dict[str, str] = field(default_factory=dict)  # a Location fragment, for derived callbacks
     derived: dict[str, str] = field(default_factory=dict)  # code_verifier_s256, basic_client_id
+    saml: SamlMessage | None = None  # the SAML message the request carried (query, form or SOAP body), decoded
     _all: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def get(self, name: str) -> str | None:
@@ -213,6 +216,7 @@ class Answer:
     issuer: str | None = None  # a discovery document's issuer
     kids: tuple[str, ...] = ()  # a JWKS document's key ids
     www_authenticate: dict[str, str] = field(default_factory=dict)
+    saml: SamlMessage | None = None  # a SAML message in the answer's body (a SOAP ArtifactResponse), decoded
 
     @property
     def granted_scope(self) -> str | None:
@@ -455,7 +459,15 @@ def _converter(tp: Any) -> _Conv:
     if dataclasses.is_dataclass(tp):
         return lambda v: _DROP if (r := from_json(tp, v)) is None else r  # type: ignore[arg-type]
     if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis and dataclasses.is_dataclass(args[0]):
+            item = _converter(args[0])  # nested records (a SAML message's assertions): each read, bad ones dropped
+            return lambda v: tuple(x for x in map(item, v) if x is not _DROP) if isinstance(v, (list, tuple)) \
+                else _DROP
         return lambda v: tuple(v) if isinstance(v, (list, tuple)) else _DROP
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        return lambda v: v if v in allowed and isinstance(v, str | int) else _DROP
     if origin is dict:
         return lambda v: v if isinstance(v, dict) else _DROP
     if origin is list:
@@ -484,8 +496,9 @@ def to_json(rec: Any) -> Any:
             if not f.init or f.name.startswith("_"):
                 continue
             v = getattr(rec, f.name)
-            if v is None or v is False or (not v and isinstance(v, (str, tuple, list, dict))):
-                continue
+            if v is None or (v is False and f.default is not None) \
+                    or (not v and isinstance(v, (str, tuple, list, dict))):
+                continue  # what loading restores by itself (False is kept where the default is None)
             out[f.name] = to_json(v)
         return out
     if isinstance(rec, enum.Enum):

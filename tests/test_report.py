@@ -631,3 +631,12 @@ def test_a_token_answer_with_null_tokens_is_no_leak(tmp_path, engine):
     out = tmp_path / "r.html"
     write_report(report_of(session, hops), str(out))
     assert out.exists() and find_leaks('<tr><th>access_token</th><td>eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ.c2lnbmF0dXJl</td>')
+
+
+def test_a_null_where_a_secret_was_expected_is_no_leak():
+    """A token answer `{"access_token": null}` (hypothesis found it): its table row reads `null`, which holds
+    no secret; the report must be written, and a real value still is one."""
+    assert find_leaks("<tr><th>access_token</th><td>null</td></tr>") == []
+    assert find_leaks('{"refresh_token": "false"}') == []
+    assert find_leaks("<tr><th>access_token</th><td>nullish-value</td></tr>") == [
+        "a raw `access_token` value in the report header"]

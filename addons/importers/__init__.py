@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from authtrace.addons.context import CaptureContext
+from authtrace.addons.context import CaptureContext, SamlKeys
 from authtrace.addons.hops import exchange_to_hops, flow_to_hops
 from authtrace.addons.importers.har import har_entries, har_exchanges
 from authtrace.addons.importers.mitm import mitm_flows
@@ -38,11 +39,13 @@ class ImportResult:
     decoder_errors: int = 0  # flows the hop builder failed on: authtrace bugs, counted and logged
 
 
-def import_file(engine: Engine, path: str, progress: Progress | None = None) -> ImportResult:
-    """Import one file into a new capture session."""
+def import_file(engine: Engine, path: str, progress: Progress | None = None,
+                saml_trust: Sequence[str] = ()) -> ImportResult:
+    """Import one file into a new capture session. `saml_trust`: files of SAML certificates or metadata
+    (`--saml-cert`) that signatures are checked with, beside what metadata in the capture teaches."""
     kind = sniff(path)
     har = har_entries(path) if kind == "har" else None
-    ctx = CaptureContext(db.fingerprint_key(engine))
+    ctx = CaptureContext(db.fingerprint_key(engine), SamlKeys.from_files(saml_trust))
     sid = db.new_session(engine, os.path.basename(path), os.path.abspath(path), kind)
     flows = hops = skipped = bugs = 0
     batch: list[Hop] = []

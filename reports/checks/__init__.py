@@ -10,6 +10,7 @@ one module per family:
 | `grants.py` | issuer_mismatch, scope_not_granted |
 | `loops.py` | redirect_loop |
 | `errors.py` | idp_error, failed_hop |
+| `saml.py` | SAML 2.0 (the kinds above where the fault is the same): saml_destination_mismatch, saml_signature |
 
 Their fixed prose (causes, next steps) is data in `advice.py`. A clean sign-in yields no finding:
 every false positive costs the user's trust, so each check needs protocol evidence, not a hunch.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from authtrace.reports.checks import audience, binding, codes, errors, grants, lifetimes, loops
+from authtrace.reports.checks import audience, binding, codes, errors, grants, lifetimes, loops, saml
 from authtrace.reports.index import SessionIndex
 from authtrace.store.records import Finding, Hop
 
@@ -31,7 +32,8 @@ CHECKS: tuple[Check, ...] = (
     audience.token_audience, audience.requested_resource,
     binding.state_mismatch, binding.nonce_mismatch, binding.pkce_mismatch, binding.redirect_uri_mismatch,
     lifetimes.expired_token, grants.issuer_mismatch, grants.scope_not_granted, loops.redirect_loop,
-    lifetimes.token_revoked, errors.idp_error,
+    lifetimes.token_revoked, saml.saml_status, saml.saml_in_response_to, saml.saml_audience,
+    saml.saml_destination, saml.saml_lifetime, saml.saml_replay, saml.saml_signature, errors.idp_error,
 )
 FOLLOW_UPS: tuple[FollowUp, ...] = (audience.refusal_names_audience, binding.app_says, errors.failed_hop)
 

@@ -131,6 +131,62 @@ ADVICE: dict[str, Advice] = {
         ("the app's code_verifier cookie did not come back (SameSite, another browser or tab)",
          "the verifier belongs to another sign-in attempt"),
         "Start a fresh sign-in in one tab and check that the app keeps the verifier until the callback."),
+    # SAML 2.0 (checks/saml.py): the same kinds where the fault is the same, saml_* where none fits
+    "duplicate_redirect.saml": Advice(
+        ("the page of the assertion consumer service was reloaded, and the browser posted the form again",
+         "the identity provider's auto-submitting form was submitted twice (a double click, a script and the "
+         "user both)", "the browser went back to the identity provider's form page and posted it again",
+         "someone replayed a captured Response (a test tool, or an attack)"),
+        "Find who posted the second time (user agents and Sec-Fetch headers above). The service provider must "
+        "refuse an assertion it has seen (SAML profiles §4.1.4.5: bearer assertions are one-time); after a "
+        "refusal, start a new sign-in from the app."),
+    "state_mismatch.saml": Advice(
+        ("the Response answers another sign-in attempt (another tab, an older request the app has forgotten)",
+         "the app lost the request ID it stored (its session cookie did not come back on the cross-site POST to "
+         "the assertion consumer service: SameSite)",
+         "the identity provider answered from a cached or stale request"),
+        "Start the sign-in once, in one tab, and check that the app keeps the AuthnRequest ID until the Response "
+        "arrives (its session cookie must be SameSite=None; Secure to survive the identity provider's POST)."),
+    "state_mismatch.saml_older": Advice(
+        ("the sign-in was started again (another tab, a reload of the app's login URL) while the first one was "
+         "at the identity provider", "the app keeps only its latest AuthnRequest ID"),
+        "Finish one sign-in at a time, or let the app remember every request it has outstanding."),
+    "wrong_audience.saml": Advice(
+        ("the app (service provider) signs in under one entity id and checks assertions for another: an old or "
+         "second registration at the identity provider whose ACS URL is this app's",
+         "the identity provider's registration of the app has another Identifier (Entra: 'Identifier (Entity "
+         "ID)'; ADFS: relying party identifier) than the entity id the app checks"),
+        "Make the entity id the app sends as Issuer, the one registered at the identity provider and the one "
+        "the app checks as Audience the same ({expected})."),
+    "saml_destination_mismatch": Advice(
+        ("the app or the identity provider is configured with another URL than the one the browser uses (http "
+         "vs https, host name, port, path, a trailing slash)",
+         "a reverse proxy or load balancer in front of the receiver changes scheme, host or port",
+         "the identity provider falls back to another registered ACS URL than the one the request named"),
+        "Make the URL the message names ({named}) and the URL it is sent to ({posted}) identical: fix the ACS URL "
+        "(or SSO URL) in the registration, or the public URL the app believes it has."),
+    "expired_token.assertion": Advice(
+        ("the Response was held or posted late (a slow page, a paused browser, a queued or replayed post)",
+         "the identity provider issues assertions with a very short lifetime",
+         "the clocks of the identity provider and the service provider differ"),
+        "Post the Response as soon as the identity provider issues it (start a new sign-in), check both clocks "
+        "(NTP), and allow the service provider a small clock skew (a few minutes)."),
+    "expired_token.assertion_not_yet": Advice(
+        ("the identity provider's clock is ahead of the service provider's",
+         "the service provider allows no clock skew"),
+        "Synchronise the clocks of the identity provider and the service provider (NTP) and allow a small skew "
+        "(a few minutes)."),
+    "saml_signature.failed": Advice(
+        ("the identity provider signs with another certificate than the one the capture or --saml-cert knows "
+         "(a certificate rollover)", "the Response was altered after signing (a proxy, a test tool, an attack: "
+         "signature wrapping)", "the wrong metadata or certificate was given"),
+        "Compare the certificate the identity provider signs with (its metadata now) with the one the app "
+        "trusts; if they are the same, the message was changed on the way: find what changed it."),
+    "saml_signature.unsigned": Advice(
+        ("the identity provider is configured to sign nothing for this service provider",
+         "a test or development identity provider"),
+        "Configure the identity provider to sign the assertion (or the Response) and the app to require it: an "
+        "unsigned assertion can be forged by anyone who can post to the app."),
     "failed_hop": Advice(("see the answer above; the app or provider log for this time has the detail",),
                          "Check the server log of {host} at {when}."),
 }

@@ -112,7 +112,7 @@ def pkce_mismatch(s: SessionIndex) -> list[Finding]:
     for h in s.hops:
         text = h.error_text()
         if h.is_error and PKCE_WORDS.search(text):
-            missing = [a for a in s.authorize if not a.params.get("code_challenge")]
+            missing = [a for a in s.authorize if not a.params.get("code_challenge") and a.params.saml is None]
             if missing and not any(h is e for f in out for e in f.evidence):
                 out.append(finding(kind="pkce_mismatch", variant="required", severity=Severity.ERROR,
                                    title="The provider requires PKCE but the authorize request sent no code_challenge.",

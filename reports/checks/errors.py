@@ -40,8 +40,8 @@ def idp_error(s: SessionIndex) -> list[Finding]:
     groups: dict[tuple[str, int | None], list[Hop]] = defaultdict(list)
     for h in s.hops:
         e = h.error
-        if e is None or e.error == "no_response" or expected_error(s, h) or app_answered(h):
-            continue
+        if e is None or e.error == "no_response" or e.source == "saml" or expected_error(s, h) or app_answered(h):
+            continue  # a SAML Status is explained by checks/saml.py
         if h.role in RESOURCE_ROLES and not e.error_codes:
             continue  # resource-server refusals: see wrong_audience, expired_token, token_revoked
         name = e.error or (e.specific if e.source == "page" else "")
@@ -133,6 +133,8 @@ def failed_hop(s: SessionIndex, earlier: list[Finding]) -> list[Finding]:
     for h in s.hops:
         if id(h) in explained or not h.is_error or h.role not in STEP_ROLES or expected_error(s, h):
             continue
+        if h.error is not None and h.error.source == "saml":
+            continue  # a SAML Status: checks/saml.py judged it (a NoPassive the app handled or retried is normal)
         if (h.status is None or h.status <= 0) and went_on(s, h):
             continue  # the outcome is unknown, and the sign-in went on: not a failed step
         if h.role == Role.CALLBACK and _explained_by_redemption(s, h, earlier):

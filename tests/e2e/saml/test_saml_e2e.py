@@ -1,8 +1,9 @@
 """Real SAML sign-ins (SimpleSAMLphp IdP, pysaml2 SP, Chromium) recorded by `authtrace record`.
 
-Per scenario: the journey did what it says (the SP's own answer), and the saved capture, decoded
-with authtrace's SAML decoder, shows the facts a diagnosis will rest on. The lead adds
-authtrace's findings on these captures later.
+Per scenario: the journey did what it says (the SP's own answer); the saved capture, decoded
+with authtrace's SAML decoder, shows the facts a diagnosis rests on; and authtrace's findings are
+exactly the expected ones, both in the database `authtrace record` wrote while the browser signed in
+(live capture) and from `authtrace check` on the saved flow file (import), with none on the clean run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ import re
 import pytest
 
 from authtrace.addons import saml
+from authtrace.reports.diagnose import Analysis, analyse
+from authtrace.reports.html import render_html
+from authtrace.reports.jsonout import to_json
+from authtrace.reports.leakcheck import find_leaks
+from authtrace.store import db
 
 from .. import rig
 from .conftest import Outcome, SamlStack
@@ -197,3 +203,131 @@ def test_nopassive_capture_shows_the_status_error(saml_nopassive: Outcome, saml_
     assert m.signature_status == "unknown"
     taught = read(saml_nopassive.flows, idp_certs=saml_clean.evidence.metadata[0].idp_signing_certs)
     assert _one(taught.of("Response")).message.signature_status == "verified"
+
+
+# ------------------------------------------------------------------- authtrace's findings
+
+
+def recorded(o: Outcome) -> Analysis:
+    """The analysis of the session `authtrace record` wrote while the browser signed in (live capture)."""
+    if rig.PROXY_KIND != "authtrace":
+        pytest.skip("bare mitmdump records no database")
+    engine = db.open_db(str(o.flows.with_name("authtrace.db")))
+    session = db.load_session(engine)
+    assert session is not None
+    try:
+        return analyse(engine, session)
+    finally:
+        engine.dispose()
+
+
+def checked(o: Outcome, *extra: str) -> dict:  # type: ignore[type-arg]
+    """`authtrace check FLOWS --json` on the saved capture (the import path)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "authtrace", "check", str(o.flows), "--json", *extra],
+                       capture_output=True, text=True, timeout=120, cwd=rig.REPO)
+    assert r.returncode in (0, 1), r.stderr
+    out: dict = json.loads(r.stdout)  # type: ignore[type-arg]
+    assert (r.returncode == 1) == bool(out["findings"]), r.stderr
+    return out
+
+
+def _kinds(a: Analysis) -> list[tuple[str, str]]:
+    return [(f.kind, f.severity.value) for f in a.findings]
+
+
+def _json_kinds(out: dict) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(f["kind"], f["severity"]) for f in out["findings"]]
+
+
+def test_clean_run_has_no_finding_and_a_verified_saml_card(saml_clean: Outcome, saml_stack: SamlStack) -> None:
+    a = recorded(saml_clean)
+    assert a.findings == [] and a.notes == [] and a.verdict[0] == "ok"
+    roles = [(h.role.value, h.params.saml.kind if h.params.saml else None) for h in a.hops]
+    assert roles[0] == ("discovery", None) and ("authorize", "AuthnRequest") in roles
+    assert roles[-1] == ("callback", "Response")
+    post = a.hops[-1]
+    assert post.params.saml is not None and post.params.saml.signature_status == "verified"  # metadata learnt live
+    assert post.params.form["SAMLResponse"].startswith("samlresponse#")
+    html = render_html(a)
+    assert find_leaks(html) == [] and "SAML Response" in html and "verified" in html
+    nameid = post.params.saml.assertions[0].subject_nameid
+    assert nameid and nameid in html and nameid not in render_html(a, redact_pii=True)
+    assert checked(saml_clean)["findings"] == []
+
+
+def test_repost_is_one_duplicate_redirect(saml_repost: Outcome, saml_stack: SamlStack) -> None:
+    a = recorded(saml_repost)
+    assert _kinds(a) == [("duplicate_redirect", "error")]
+    f = a.findings[0]
+    first, second = f.evidence
+    assert (first.status, second.status) == (200, 403) and first.path == second.path == "/acs/main"
+    assert f.title.startswith("The SAML Response carrying assertion ") and "was posted 2 times" in f.title
+    assert f.details["response"] == first.params.form["SAMLResponse"] == second.params.form["SAMLResponse"]
+    assert "Unsolicited" in f.explanation
+    assert _json_kinds(checked(saml_repost)) == [("duplicate_redirect", "error")]
+
+
+def test_audience_mismatch_is_one_wrong_audience(saml_audience: Outcome, saml_stack: SamlStack) -> None:
+    a = recorded(saml_audience)
+    assert _kinds(a) == [("wrong_audience", "error")]
+    f = a.findings[0]
+    old, main = saml_stack.entity("old"), saml_stack.entity("main")
+    assert f.title == (f"The app at saml-sp.test/acs/main refused the SAML assertion's audience {old} "
+                       f"(it checks for {main}).")
+    assert f"sent the AuthnRequest as {old}" in f.explanation and f.details == {"audience": [old], "expected": main}
+    assert [h.role.value for h in f.evidence] == ["authorize", "callback"]
+    assert _json_kinds(checked(saml_audience)) == [("wrong_audience", "error")]
+
+
+def test_expired_assertion_is_one_expired_token(saml_expired: Outcome) -> None:
+    a = recorded(saml_expired)
+    assert _kinds(a) == [("expired_token", "error")]
+    f = a.findings[0]
+    assert f.title.startswith("The SAML assertion ") and "was posted to saml-sp.test/acs/short" in f.title
+    assert "after it expired" in f.title and "a lifetime of 1 s" in f.explanation
+    assert f.details["expired_for_s"] > 0 and "ResponseLifetimeExceed" in f.explanation
+    assert _json_kinds(checked(saml_expired)) == [("expired_token", "error")]
+
+
+def test_nopassive_is_one_idp_error(saml_nopassive: Outcome, saml_clean: Outcome) -> None:
+    a = recorded(saml_nopassive)
+    assert _kinds(a) == [("idp_error", "error")]
+    f = a.findings[0]
+    assert f.title == ("The identity provider answered the passive AuthnRequest #1 with Responder/NoPassive: the "
+                       "identity provider cannot sign the user in without interaction.")
+    assert f.details["saml_status"] == ["Responder", "NoPassive"] and [h.number for h in f.evidence] == [1, 2]
+    assert _json_kinds(checked(saml_nopassive)) == [("idp_error", "error")]
+    # this capture holds no metadata: the signature is unknown; the IdP's metadata given with --saml-cert
+    # (here: the one the clean capture downloaded) verifies the signed NoPassive Response
+    assert a.hops[-1].params.saml is not None and a.hops[-1].params.saml.signature_status == "unknown"
+    meta = saml_clean.flows.with_name("idp-metadata.xml")
+    meta.write_bytes(_metadata_of(saml_clean))
+    assert _json_kinds(checked(saml_nopassive, "--saml-cert", str(meta))) == [("idp_error", "error")]
+    from authtrace.addons.importers import import_file
+
+    engine = db.open_db(str(saml_nopassive.flows.with_name("with-cert.db")))
+    sid = import_file(engine, str(saml_nopassive.flows), saml_trust=[str(meta)]).session_id
+    post = db.load_hops(engine, sid)[-1]
+    engine.dispose()
+    assert post.params.saml is not None and post.params.saml.signature_status == "verified"
+
+
+def _metadata_of(o: Outcome) -> bytes:
+    from mitmproxy import http
+    from mitmproxy.io import FlowReader
+
+    with o.flows.open("rb") as f:
+        for fl in FlowReader(f).stream():
+            if isinstance(fl, http.HTTPFlow) and fl.response is not None and b"EntityDescriptor" in (
+                    fl.response.content or b"")[:2000]:
+                return fl.response.content or b""
+    raise AssertionError("no metadata in the capture")
+
+
+def test_findings_json_keeps_its_shape(saml_audience: Outcome) -> None:
+    from schema import valid
+
+    valid(to_json(recorded(saml_audience)))
