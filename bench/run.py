@@ -59,10 +59,17 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_json(cmd: list[str], timeout: float | None = None, cwd: str = ROOT) -> dict:
+def pinned(cpus: set[int] | None):
+    """A preexec_fn that pins the child (and what it starts) to `cpus`; None leaves it to the scheduler."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def run_json(cmd: list[str], timeout: float | None = None, cwd: str = ROOT, cpus: set[int] | None = None) -> dict:
     """Run a bench worker; its last stdout line is a JSON object."""
     try:
-        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, preexec_fn=pinned(cpus))
     except subprocess.TimeoutExpired:
         return {"timeout_s": timeout}
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -175,9 +182,9 @@ def ensure_inputs(cache: str, need: set[str]) -> dict:
 # ---- live ---------------------------------------------------------------------------------------
 
 class Proc:
-    def __init__(self, cmd: list[str], log_path: str):
+    def __init__(self, cmd: list[str], log_path: str, cpus: set[int] | None = None):
         self.fh = open(log_path, "w")
-        self.p = subprocess.Popen(cmd, cwd=ROOT, stdout=self.fh, stderr=subprocess.STDOUT)
+        self.p = subprocess.Popen(cmd, cwd=ROOT, stdout=self.fh, stderr=subprocess.STDOUT, preexec_fn=pinned(cpus))
 
     def stop(self, sig=signal.SIGINT, timeout: float = 20.0) -> None:
         if self.p.poll() is None:
@@ -190,25 +197,38 @@ class Proc:
         self.fh.close()
 
 
-def live(tmp: str, quick: bool, rounds: int) -> dict:
+def cpu_split() -> tuple[set[int] | None, set[int] | None]:
+    """The proxy on one core, the load generator and the origin on the others: on a 2-core machine
+    otherwise all three compete for the same two cores and the proxy's share of them varies from run
+    to run. (None, None) on a 1-core machine."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, set(cores[1:])
+
+
+def live(tmp: str, quick: bool, rounds: int, script: str = os.path.join(ROOT, "cli", "addon.py")) -> dict:
     sys.path.insert(0, HERE)
     import traffic
+
+    proxy_cpus, load_cpus = cpu_split()
 
     pool = traffic.pool_path(tmp)
     traffic.make_pool(pool)
     up_port = free_port()
-    up = Proc([PY, "bench/upstream.py", pool, str(up_port)], os.path.join(tmp, "upstream.log"))
+    up = Proc([PY, "bench/upstream.py", pool, str(up_port)], os.path.join(tmp, "upstream.log"), load_cpus)
     if not wait_port(up_port, 10):
         up.stop()
         raise SystemExit("upstream did not start: " + open(os.path.join(tmp, "upstream.log")).read())
     warm, dur = (1.0, 4.0) if quick else (2.0, 8.0)
     confdir = os.path.join(tmp, "mitmconf")
     out: dict = {"mode": "regular proxy (absolute-form requests to 127.0.0.1:<proxy port>)", "clients": 16,
+                 "pinning": {"proxy": sorted(proxy_cpus or []), "loadgen_and_upstream": sorted(load_cpus or [])},
                  "warmup_s": warm, "duration_s": dur, "rounds": rounds, "direct": {}, "runs": []}
     try:
         for mix in ("ordinary", "auth"):
             r = run_json([PY, "bench/loadgen.py", "--pool", pool, "--port", str(up_port), "--mix", mix,
-                          "--warmup", "1", "--duration", str(min(dur, 4.0))])
+                          "--warmup", "1", "--duration", str(min(dur, 4.0))], cpus=load_cpus)
             out["direct"][mix] = r
             log(f"live direct {mix}: {r.get('rps')} req/s")
         for rnd in range(rounds):
@@ -220,16 +240,19 @@ def live(tmp: str, quick: bool, rounds: int) -> dict:
                     dbp = None
                     if cfg == "addon":
                         dbp = os.path.join(tmp, f"live-{rnd}-{mix}.db")
-                        cmd += ["-s", os.path.join(ROOT, "cli", "addon.py"), "--set", f"authtrace_db={dbp}",
-                                "--set", "authtrace_print=false", "--set", "authtrace_findings=false"]
-                    md = Proc(cmd, os.path.join(tmp, f"mitmdump-{rnd}-{mix}-{cfg}.log"))
+                        cmd += ["-s", script]
+                        if script.endswith(os.path.join("cli", "addon.py")):
+                            cmd += ["--set", f"authtrace_db={dbp}", "--set", "authtrace_print=false",
+                                    "--set", "authtrace_findings=false"]
+                    md = Proc(cmd, os.path.join(tmp, f"mitmdump-{rnd}-{mix}-{cfg}.log"), proxy_cpus)
                     try:
                         if not wait_port(port, 40):
                             raise SystemExit("mitmdump did not start: " + open(md.fh.name).read()[-2000:])
                         time.sleep(0.5)
                         cpu0 = proc_cpu_s(md.p.pid)
                         r = run_json([PY, "bench/loadgen.py", "--pool", pool, "--port", str(up_port), "--proxy", str(port),
-                                      "--mix", mix, "--warmup", str(warm), "--duration", str(dur)], timeout=dur + warm + 120)
+                                      "--mix", mix, "--warmup", str(warm), "--duration", str(dur)], timeout=dur + warm + 120,
+                                     cpus=load_cpus)
                         if r.get("requests_total"):
                             r["proxy_cpu_ms_per_req"] = round((proc_cpu_s(md.p.pid) - cpu0) * 1000 / r["requests_total"], 3)
                     finally:
@@ -528,6 +551,8 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="regenerate the cached inputs")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (databases, logs, HTML)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--script", default=os.path.join(ROOT, "cli", "addon.py"),
+                    help="the addon file the live runs load (another one measures what any addon costs)")
     a = ap.parse_args()
     only = set(a.only.split(","))
     t_start = time.time()
@@ -543,7 +568,7 @@ def main() -> int:
         if need:
             res["inputs"] = ensure_inputs(cache, need)
         if "live" in only:
-            res["live"] = live(tmp, a.quick, a.rounds or (2 if a.quick else 3))
+            res["live"] = live(tmp, a.quick, a.rounds or (2 if a.quick else 3), os.path.abspath(a.script))
         if "cost" in only:
             res["addon_cost"] = addon_cost(tmp, a.quick, 1 if a.quick else 3)
         if "import" in only:
