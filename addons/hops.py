@@ -59,14 +59,15 @@ def flow_to_hops(flow: http.HTTPFlow, ctx: CaptureContext) -> list[Hop]:
         url = req.pretty_url
     except (ValueError, UnicodeError):
         return []
+    if req.method == "OPTIONS":  # a CORS preflight is no hop; what it announces belongs to the request after it
+        ctx.saw_preflight(url, req.headers.get("access-control-request-headers", ""))
+        return []
     auth = req.headers.get("authorization", "")
     resp = flow.response
     location = resp.headers.get("location", "") if resp is not None else ""
     challenge = resp is not None and "www-authenticate" in resp.headers
-    asks_auth = req.method == "OPTIONS" and "authorization" in req.headers.get("access-control-request-headers",
-                                                                                  "").lower()
     body_head = (req.raw_content or b"")[:8192] if req.method not in ("GET", "HEAD") else b""
-    if not might_be_auth(url, host, bool(auth), body_head, location, ctx, challenge, asks_auth):
+    if not might_be_auth(url, host, bool(auth), body_head, location, ctx, challenge):
         return []
     return exchange_to_hops(from_flow(flow), ctx)
 

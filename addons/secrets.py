@@ -70,6 +70,10 @@ SAML_XML_REMOVED = "[SAML assertion, not stored]"
 class Fingerprinter:
     def __init__(self, key: bytes):
         self.key = key
+        # free text seen before (the same User-Agent, Accept or Content-Type on every request): its
+        # storable form is the same, so it is redacted once
+        self._texts: dict[str, str] = {}
+        self._urls: dict[str, str] = {}  # the same for URLs (an API called again and again)
 
     def fp(self, value: str | bytes, label: str) -> str:
         if isinstance(value, str):
@@ -101,6 +105,16 @@ class Fingerprinter:
 
     def url(self, url: str) -> str:
         """The URL with every secret in its query and fragment replaced by a fingerprint."""
+        if len(url) > 2048:
+            return self._url(url)
+        done = self._urls.get(url)
+        if done is None:
+            if len(self._urls) >= 4096:
+                self._urls.clear()
+            done = self._urls[url] = self._url(url)
+        return done
+
+    def _url(self, url: str) -> str:
         try:
             parts = urlsplit(url)
             query = self._qs(parts.query)
@@ -125,6 +139,16 @@ class Fingerprinter:
         """Free text (error bodies, descriptions): JWTs, auth header values and name=secret pairs replaced."""
         if not text:
             return text
+        if len(text) <= 512:
+            done = self._texts.get(text)
+            if done is None:
+                if len(self._texts) >= 4096:
+                    self._texts.clear()
+                done = self._texts[text] = self._text(text)
+            return done
+        return self._text(text)
+
+    def _text(self, text: str) -> str:
         text = JWT_RE.sub(lambda m: self.fp(m.group(0), "jwt"), text)
         if "PHNhbW" in text or "PD94bWwg" in text:
             text = _SAML_B64_RE.sub(lambda m: self.fp(m.group(0), "saml"), text)

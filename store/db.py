@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import col, create_engine
 
 from authtrace.store import migrate, models, search
+from authtrace.store.bulk import insert_many
 from authtrace.store.records import CaptureSession, Finding, Hop, Token, from_json, row_reader, to_json
 
 DEFAULT_DB = "authtrace.db"
@@ -129,7 +130,7 @@ def open_db(db: str = DEFAULT_DB, upgrade: bool = False, readonly: bool = False)
             if readonly:
                 cur.execute("PRAGMA query_only=ON")
             else:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _wal(cur)
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
     try:
@@ -145,6 +146,24 @@ def open_db(db: str = DEFAULT_DB, upgrade: bool = False, readonly: bool = False)
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         _warn_if_readable(url[len("sqlite:///"):])  # only once it is known to be a store
     return engine
+
+
+def _wal(cur: Any, wait: float = 30.0) -> None:
+    """Put the SQLite file in WAL mode (kept in the file: later openers only read it). Switching needs
+    the file to itself, and SQLite says "locked" at once, without its busy timeout, when another
+    process opens the new file at the same moment: retry for up to `wait` seconds."""
+    import sqlite3
+
+    end = time.monotonic() + wait
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > end:
+                raise
+            time.sleep(0.05)
 
 
 def _first_line(e: BaseException) -> str:
@@ -201,13 +220,13 @@ _TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(Token) if f.init)
 
 
 def hop_row(h: Hop, session_id: int) -> dict[str, Any]:
-    row = {name: _column(getattr(h, name)) for name in _HOP_FIELDS}
+    row = {name: v if (v := getattr(h, name)) is None or type(v) in _SCALARS else _column(v) for name in _HOP_FIELDS}
     row["session_id"] = session_id
     return row
 
 
 def token_row(t: Token, session_id: int, hop_id: int) -> dict[str, Any]:
-    row = {name: _column(getattr(t, name)) for name in _TOKEN_FIELDS}
+    row = {name: v if (v := getattr(t, name)) is None or type(v) in _SCALARS else _column(v) for name in _TOKEN_FIELDS}
     row.update(session_id=session_id, hop_id=hop_id)
     return row
 
@@ -226,13 +245,12 @@ def write_hops(engine: Engine, session_id: int, batch: list[Hop]) -> list[int]:
         return []
     with engine.begin() as conn:
         rows = [hop_row(h, session_id) for h in batch]
-        ids = [int(i or 0) for i in conn.execute(insert(models.Hop).returning(col(models.Hop.id),
-                                                                       sort_by_parameter_order=True), rows).scalars()]
+        ids = _insert_hops(conn, rows)
         for h, hid in zip(batch, ids, strict=True):
             h.id = hid
         tokens = [token_row(t, session_id, hid) for hid, h in zip(ids, batch, strict=True) for t in h.tokens]
         if tokens:
-            conn.execute(insert(models.Token), tokens)
+            insert_many(conn, models.Token, tokens)
         search.write_index(conn, session_id, batch)
         started = [h.started for h in batch]
         cs = models.CaptureSession
@@ -242,6 +260,26 @@ def write_hops(engine: Engine, session_id: int, batch: list[Hop]) -> list[int]:
             first_seen=min(started + ([first] if first is not None else [])),
             last_seen=max(started + ([last] if last is not None else []))))
     return ids
+
+
+def _insert_hops(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert hop rows (of one session); their new ids in order. SQLite: from its first insert the
+    transaction holds the database's only write lock, so the rows take the ids after the largest one,
+    in order; checked (n rows of this session between the first and the last id) before the ids are
+    used. Elsewhere: RETURNING, sorted by parameter order."""
+    hop = models.Hop
+    if conn.dialect.name == "sqlite":
+        table = insert(hop).table.name
+        insert_many(conn, hop, rows)
+        last = int(conn.exec_driver_sql(f'SELECT max(id) FROM "{table}"').scalar_one())
+        first = last - len(rows) + 1
+        mine = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}" WHERE id BETWEEN ? AND ? AND session_id = ?',
+                                    (first, last, rows[0]["session_id"])).scalar_one()
+        if mine != len(rows):  # pragma: no cover - a store whose rowids are not sequential
+            raise DatabaseError("the store did not number new hops in order; nothing was written")
+        return list(range(first, last + 1))
+    return [int(i or 0) for i in conn.execute(insert(hop).returning(col(hop.id), sort_by_parameter_order=True),
+                                              rows).scalars()]
 
 
 def update_session(engine: Engine, session_id: int, **values: Any) -> None:

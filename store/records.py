@@ -490,19 +490,28 @@ def _converter(tp: Any) -> _Conv:
 
 def to_json(rec: Any) -> Any:
     """A record as JSON-able values (None and empty fields left out, so stored rows stay small)."""
-    if dataclasses.is_dataclass(rec) and not isinstance(rec, type):
+    cls = type(rec)
+    if cls in _PLAIN:
+        return rec
+    fields = _JSON_FIELDS.get(cls)
+    if fields is None and dataclasses.is_dataclass(cls) and not isinstance(rec, type):
+        fields = _JSON_FIELDS[cls] = tuple((f.name, f.default) for f in dataclasses.fields(cls)
+                                           if f.init and not f.name.startswith("_"))
+    if fields is not None:
         out = {}
-        for f in dataclasses.fields(rec):
-            if not f.init or f.name.startswith("_"):
-                continue
-            v = getattr(rec, f.name)
-            if v is None or (v is False and f.default is not None) \
+        for name, default in fields:
+            v = getattr(rec, name)
+            if v is None or (v is False and default is not None) \
                     or (not v and isinstance(v, (str, tuple, list, dict))):
                 continue  # what loading restores by itself (False is kept where the default is None)
-            out[f.name] = to_json(v)
+            out[name] = to_json(v)
         return out
     if isinstance(rec, enum.Enum):
         return rec.value
     if isinstance(rec, (tuple, list)):
         return [to_json(x) for x in rec]
     return rec
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), dict})
+_JSON_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}  # a record type's (field, default) pairs

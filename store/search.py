@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from authtrace.store import models
+from authtrace.store.bulk import insert_many
 from authtrace.store.records import Hop
 
 # A fingerprint as `addons.secrets.Fingerprinter.fp` writes it: `label#` and 10 hex digits of an
@@ -92,8 +93,7 @@ def write_index(conn: Connection, session_id: int, hops: Iterable[Hop]) -> None:
         rows += [{"digest": d, "fingerprint": fp, "session_id": session_id, "hop_id": h.id, "place": p}
                  for d, fp, p in sightings(h)]
         counts.update(facets(h))
-    if rows:
-        conn.execute(insert(models.Sighting), rows)
+    insert_many(conn, models.Sighting, rows)
     if not counts:
         return
     f = models.Facet

@@ -65,6 +65,24 @@ def _get(d: object, *keys: str, default: Any = None) -> Any:
     return d if d is not None else default
 
 
+def _header_names(headers: object) -> str:
+    """The header names of a HAR header list, lower-case, each between newlines (`"\\nhost\\n…"`), for
+    cheap `"\\nname\\n" in` tests: one join and one lower() per list, not one per header. Fast path
+    for the usual list of {"name", "value"} objects; anything else is read one element at a time."""
+    if not isinstance(headers, list):
+        return "\n"
+    try:
+        return "\n" + "\n".join([h["name"] for h in headers]).lower() + "\n"
+    except (TypeError, KeyError, IndexError):
+        names = [h.get("name") if isinstance(h, dict) else (h[0] if isinstance(h, (list, tuple)) and h else None)
+                 for h in headers]
+        return "\n" + "\n".join(n for n in names if isinstance(n, str)).lower() + "\n"
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _entry_candidate(entry: dict[str, Any], ctx: CaptureContext) -> bool:
     req = entry.get("request")
     if not isinstance(req, dict):
@@ -72,32 +90,29 @@ def _entry_candidate(entry: dict[str, Any], ctx: CaptureContext) -> bool:
     url = req.get("url")
     if not isinstance(url, str):
         return False
-    has_auth = asks_auth = False
     headers = req.get("headers")
-    for h in headers if isinstance(headers, list) else ():
-        name = h.get("name") if isinstance(h, dict) else (h[0] if isinstance(h, (list, tuple)) and h else "")
-        if isinstance(name, str) and len(name) == 13 and name.lower() == "authorization":  # len: cheap first
-            has_auth = True
-            break
-        if isinstance(name, str) and len(name) == 30 and name.lower() == "access-control-request-headers":
-            value = h.get("value") if isinstance(h, dict) else None
-            asks_auth = isinstance(value, str) and "authorization" in value.lower()
-    challenge = False
-    rh = _get(entry, "response", "headers")
-    for h in rh if isinstance(rh, list) else ():
-        name = h.get("name") if isinstance(h, dict) else None
-        if isinstance(name, str) and len(name) == 16 and name.lower() == "www-authenticate":
-            challenge = True
-            break
-    body = _get(req, "postData", "text", default="")
+    names = _header_names(headers)
+    if str(req.get("method", "")).upper() == "OPTIONS":  # a CORS preflight is no hop: what it announces
+        if "\naccess-control-request-headers\n" in names:  # is noted, as flow_to_hops does for live flows
+            for h in headers if isinstance(headers, list) else ():
+                if isinstance(h, dict) and str(h.get("name", "")).lower() == "access-control-request-headers":
+                    value = h.get("value")
+                    ctx.saw_preflight(url, value if isinstance(value, str) else "")
+                    break
+        return False
+    has_auth = "\nauthorization\n" in names
+    resp = _dict(entry.get("response"))
+    challenge = "\nwww-authenticate\n" in _header_names(resp.get("headers"))
+    post = _dict(req.get("postData"))
+    body = post.get("text")
     body_head = body[:8192].encode("utf-8", "replace") if isinstance(body, str) else b""
-    form_fields = _get(req, "postData", "params")
+    form_fields = post.get("params")
     if not body_head and isinstance(form_fields, list):
         body_head = "&".join(f"{p.get('name')}=" for p in form_fields if isinstance(p, dict)).encode()
-    location = _get(entry, "response", "redirectURL", default="") or ""
+    location = resp.get("redirectURL")
     host = url.split("/", 3)[2].split("@")[-1].split(":")[0].lower() if "://" in url else ""
     return might_be_auth(url, host, has_auth, body_head, location if isinstance(location, str) else "", ctx,
-                         challenge, asks_auth)
+                         challenge)
 
 
 def _clean_headers(headers: object) -> list[dict[str, str]]:
@@ -115,6 +130,25 @@ def _header_dict(pairs: list[dict[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for h in pairs:
         out.setdefault(h["name"].lower(), h["value"])
+    return out
+
+
+def _headers(headers: object) -> dict[str, str]:
+    """Lower-case name -> first value. Fast path for the usual list of {"name": str, "value": str}
+    objects; anything else goes the careful way (_clean_headers), with the same result."""
+    if not isinstance(headers, list):
+        return {}
+    out: dict[str, str] = {}
+    try:
+        for h in reversed(headers):  # the first value wins
+            value = h["value"]
+            if value.__class__ is not str:
+                raise TypeError
+            name = h["name"]
+            if name:
+                out[name.lower()] = value
+    except (TypeError, KeyError, AttributeError, IndexError):
+        return _header_dict(_clean_headers(headers))
     return out
 
 
@@ -166,7 +200,7 @@ def exchange_of(entry: dict[str, Any]) -> Exchange:
     url = req["url"]
     if not isinstance(url, str) or "://" not in url:
         raise ValueError("no absolute URL")
-    rh = _header_dict(_clean_headers(req.get("headers")))
+    rh = _headers(req.get("headers"))
     host = (rh.get("host") or rh.get(":authority") or urlsplit(url).netloc).rpartition("@")[2]
     host = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
     method = req.get("method")
@@ -184,16 +218,16 @@ def exchange_of(entry: dict[str, Any]) -> Exchange:
     if not isinstance(status, int) or isinstance(status, bool) or status <= 0:
         ex.transport_error = str(resp.get("_error") or "no response recorded")  # Chrome: status 0
         return ex
-    headers = _clean_headers(resp.get("headers"))
-    sh = _header_dict(headers)
+    sh = _headers(resp.get("headers"))
     if "location" not in sh and isinstance(resp.get("redirectURL"), str) and resp["redirectURL"]:
         sh["location"] = resp["redirectURL"]
     ex.status = status
     ex.response_headers = sh
     ex.ended = started + elapsed / 1000 if isinstance(elapsed, (int, float)) and elapsed >= 0 else started
     ex.response_text = _response_text(resp.get("content"), sh)
-    ex.set_cookie_names = [h["value"].split(";", 1)[0].partition("=")[0].strip() for h in headers
-                           if h["name"].lower() == "set-cookie"]
+    if "set-cookie" in sh:  # every one of them, not only the first
+        ex.set_cookie_names = [h["value"].split(";", 1)[0].partition("=")[0].strip()
+                               for h in _clean_headers(resp.get("headers")) if h["name"].lower() == "set-cookie"]
     return ex
 
 
