@@ -15,7 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run  # noqa: E402 - the table and budgets of this checkout, also for results of older runs
+import run  # the table and budgets of this checkout, also for results of older runs
 
 
 def load(path: str) -> dict:
