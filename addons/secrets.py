@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # Parameter and field names (lower case) whose values are secrets.
@@ -67,6 +68,18 @@ _SAML_SIGVALUE_RE = re.compile(r"(?i)((?:<|&lt;)(?:[\w.-]{1,20}:)?SignatureValue
 SAML_XML_REMOVED = "[SAML assertion, not stored]"
 
 
+def _memo(seen: dict[str, str], value: str, longest: int, redact: Callable[[str], str]) -> str:
+    """`redact(value)`, remembered for values up to `longest` characters (at most 4,096 of them)."""
+    if len(value) > longest:
+        return redact(value)
+    done = seen.get(value)
+    if done is None:
+        if len(seen) >= 4096:
+            seen.clear()
+        done = seen[value] = redact(value)
+    return done
+
+
 class Fingerprinter:
     def __init__(self, key: bytes):
         self.key = key
@@ -105,14 +118,7 @@ class Fingerprinter:
 
     def url(self, url: str) -> str:
         """The URL with every secret in its query and fragment replaced by a fingerprint."""
-        if len(url) > 2048:
-            return self._url(url)
-        done = self._urls.get(url)
-        if done is None:
-            if len(self._urls) >= 4096:
-                self._urls.clear()
-            done = self._urls[url] = self._url(url)
-        return done
+        return _memo(self._urls, url, 2048, self._url)
 
     def _url(self, url: str) -> str:
         try:
@@ -137,16 +143,7 @@ class Fingerprinter:
 
     def text(self, text: str) -> str:
         """Free text (error bodies, descriptions): JWTs, auth header values and name=secret pairs replaced."""
-        if not text:
-            return text
-        if len(text) <= 512:
-            done = self._texts.get(text)
-            if done is None:
-                if len(self._texts) >= 4096:
-                    self._texts.clear()
-                done = self._texts[text] = self._text(text)
-            return done
-        return self._text(text)
+        return _memo(self._texts, text, 512, self._text) if text else text
 
     def _text(self, text: str) -> str:
         text = JWT_RE.sub(lambda m: self.fp(m.group(0), "jwt"), text)
